@@ -1,0 +1,163 @@
+"""The ``joulegate`` command.
+
+Each concern's package brings its own sub-commands; this file only mounts them, so
+adding a command never means editing a giant entry point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from joulegate.config import Settings, load_settings
+
+app = typer.Typer(
+    name="joulegate",
+    help="Efficiency-first LLM gateway: the cheapest tier that answers well, with a receipt.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (else $JOULEGATE_CONFIG).", exists=True),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except Exception as exc:  # config errors shown without a traceback
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default from config).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default from config).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the OpenAI-compatible server."""
+    import uvicorn
+
+    from joulegate.server.app import create_app
+
+    settings = _settings(config)
+    if host is not None:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    app_ = create_app(settings)
+    console.print(
+        f"[bold green]joulegate[/] on http://{settings.server.host}:{settings.server.port}/v1 "
+        f"— tiers: {', '.join(t.public_id for t in settings.tiers)}"
+    )
+    uvicorn.run(
+        app_,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.server.log_level,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def chat(
+    question: Annotated[str, typer.Argument(help="What to ask.")],
+    model: Annotated[
+        str, typer.Option(help="'auto' or a model id from `joulegate models`.")
+    ] = "auto",
+    max_tokens: Annotated[int, typer.Option(help="Most tokens to generate.")] = 128,
+    config: ConfigOpt = None,
+) -> None:
+    """Ask one question in the terminal; shows the answering tier, timing and receipt."""
+    from joulegate.server.errors import APIError
+    from joulegate.server.gateway import Gateway
+    from joulegate.server.protocol import ChatCompletionRequest
+    from joulegate.server.serving import ChatService
+
+    settings = _settings(config)
+
+    async def run() -> dict[str, object]:
+        gw = Gateway.from_settings(settings)
+        await gw.start()
+        try:
+            req = ChatCompletionRequest(
+                model=model, messages=[{"role": "user", "content": question}], max_tokens=max_tokens
+            )
+            outcome = await ChatService(gw).create(req)
+            assert outcome.body is not None
+            return outcome.body
+        finally:
+            await gw.stop()
+
+    t0 = time.perf_counter()
+    try:
+        body = asyncio.run(run())
+    except APIError as exc:
+        console.print(f"[red]{exc.status_code} {exc.code}:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    wall = time.perf_counter() - t0
+    choice = body["choices"][0]  # type: ignore[index]
+    info: dict[str, object] = body["joulegate"]  # type: ignore[assignment]
+    console.print(
+        Panel(
+            str(choice["message"]["content"]).strip() or "[dim](empty answer)[/]",
+            title=str(body["model"]),
+        )
+    )
+    table = Table(show_header=False, box=None)
+    for k in (
+        "tier",
+        "latency_ms",
+        "ttft_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "energy_j",
+        "energy_source",
+        "cost_usd",
+        "co2e_g",
+        "baseline_energy_j",
+    ):
+        if k in info:
+            table.add_row(k, str(info[k]))
+    table.add_row("wall_s (incl. model load)", f"{wall:.2f}")
+    console.print(table)
+
+
+@app.command()
+def models(config: ConfigOpt = None) -> None:
+    """List the model ids clients can ask for."""
+    settings = _settings(config)
+    table = Table("id", "tier", "kind", "endpoint")
+    table.add_row("auto", "-", "router", "picks the cheapest tier expected to answer well")
+    for t in settings.tiers:
+        table.add_row(t.public_id, t.name, t.kind, t.base_url or "in-process (llama.cpp)")
+    console.print(table)
+
+
+@app.command()
+def prepare(config: ConfigOpt = None) -> None:
+    """Assemble the embedded model's weights into the cache (done once, offline)."""
+    from joulegate.backends.model_files import ensure_embedded_model
+
+    settings = _settings(config)
+    path = ensure_embedded_model(settings.embedded.model_path)
+    console.print(f"embedded model ready: {path} ({path.stat().st_size / 1e6:.0f} MB)")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,36 @@
+"""The ASGI application: wires the gateway's parts into FastAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from joulegate import __version__
+from joulegate.config import Settings
+from joulegate.server import errors
+from joulegate.server.api_router import router
+from joulegate.server.gateway import Gateway
+from joulegate.server.serving import ChatService
+
+
+def create_app(settings: Settings) -> FastAPI:
+    gateway = Gateway.from_settings(settings)
+    chat = ChatService(gateway)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await chat.drain()
+            await gateway.stop()
+
+    app = FastAPI(title="joulegate", version=__version__, lifespan=lifespan)
+    app.state.gateway = gateway
+    app.state.chat = chat
+    errors.install(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,86 @@
+"""The parts a running gateway holds, built from settings and started/stopped together.
+
+Kept apart from HTTP so the CLI (``joulegate chat``) and tests drive the same pipeline as
+the server does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from joulegate.backends import build_backend
+from joulegate.backends.base import Backend
+from joulegate.config import Settings, TierSettings
+from joulegate.ledger import Ledger
+from joulegate.metering import Meter
+
+log = logging.getLogger("joulegate")
+
+
+@dataclass
+class Tier:
+    settings: TierSettings
+    backend: Backend
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def public_id(self) -> str:
+        return self.settings.public_id
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    tiers: list[Tier]
+    meter: Meter
+    ledger: Ledger
+    router: Any = None
+    keys: Any = None
+    _started: bool = field(default=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gateway:
+        tiers = [Tier(t, build_backend(t, settings)) for t in settings.tiers]
+        meter = Meter(settings.metering, settings.tiers)
+        ledger = Ledger.from_settings(settings.ledger, settings.data_dir)
+        return cls(settings=settings, tiers=tiers, meter=meter, ledger=ledger)
+
+    def tier(self, name: str) -> Tier:
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def find_model(self, model: str) -> Tier | None:
+        """A tier by its public id (``embedded/gemma-3-270m``) or its bare name."""
+        for t in self.tiers:
+            if model in (t.public_id, t.name):
+                return t
+        return None
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.ledger.start()
+        for t in self.tiers:
+            await t.backend.start()
+        self._started = True
+        log.info(
+            "joulegate ready: tiers=%s sensor=%s",
+            [t.public_id for t in self.tiers],
+            self.meter.sensor.name,
+        )
+
+    async def stop(self) -> None:
+        for t in self.tiers:
+            try:
+                await t.backend.aclose()
+            except Exception:
+                log.exception("closing tier %s", t.name)
+        # Last: every receipt written by the requests above is flushed here.
+        await self.ledger.close()
+        self._started = False

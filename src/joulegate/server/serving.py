@@ -1,0 +1,340 @@
+"""Chat completions: request → router → backend → meter → ledger → response.
+
+No HTTP here: ``ChatService.create`` takes a validated request and returns a body (or an
+SSE byte stream) plus headers, so the logic runs the same under the server, the CLI and
+tests. The ledger row is committed *before* the last byte of a response is produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from joulegate.backends.base import (
+    Backend,
+    BackendError,
+    ChatParams,
+    Completion,
+    Finish,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from joulegate.backends.prompt_frame import message_text
+from joulegate.ledger import LedgerRecord
+from joulegate.metering import MeterWindow, Receipt
+from joulegate.server.chunks import ChunkWriter, completion_body, new_id
+from joulegate.server.errors import APIError
+from joulegate.server.gateway import Gateway, Tier
+from joulegate.server.protocol import ChatCompletionRequest
+
+log = logging.getLogger("joulegate.serving")
+
+AUTO = "auto"
+
+
+@dataclass
+class Plan:
+    """Which tiers to try, in order, and why the first was chosen."""
+
+    tiers: list[Tier]
+    route: dict[str, Any] | None = None
+
+
+@dataclass
+class Outcome:
+    headers: dict[str, str]
+    body: dict[str, Any] | None = None
+    stream: AsyncIterator[bytes] | None = None
+
+
+@dataclass
+class _Call:
+    """One request's bookkeeping as it moves through the pipeline."""
+
+    request_id: str
+    started: datetime
+    stream: bool
+    key_id: str | None
+    route: dict[str, Any] | None
+    fallback_from: list[str] = field(default_factory=list)
+
+
+class ChatService:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        # Ledger writes for streams the client abandoned: awaited on shutdown, not per request.
+        self._detached: set[asyncio.Task[None]] = set()
+
+    # -- planning ---------------------------------------------------------------------
+
+    def plan(self, req: ChatCompletionRequest) -> Plan:
+        if req.model == AUTO:
+            return self._route(req)
+        tier = self.gw.find_model(req.model)
+        if tier is None:
+            raise APIError(
+                404,
+                f"The model '{req.model}' does not exist. Available: "
+                + ", ".join([AUTO, *(t.public_id for t in self.gw.tiers)]),
+                param="model",
+                code="model_not_found",
+            )
+        return Plan(self._with_fallbacks(tier))
+
+    def _route(self, req: ChatCompletionRequest) -> Plan:
+        tiers = self.gw.tiers
+        router = self.gw.router
+        if router is None or len(tiers) == 1:
+            return Plan(
+                self._with_fallbacks(tiers[0]), {"tier": tiers[0].name, "reason": "single tier"}
+            )
+        target = req.joulegate.quality_target if req.joulegate else None
+        prompt = "\n".join(
+            message_text(m) for m in req.messages_as_dicts() if m["role"] != "assistant"
+        )
+        decision = router.decide(prompt, [t.name for t in tiers], target)
+        route = {
+            "tier": decision.tier,
+            "scores": {k: round(v, 4) for k, v in decision.scores.items()},
+            "quality_target": decision.quality_target,
+            "decision_ms": round(decision.decision_ms, 3),
+        }
+        return Plan(self._with_fallbacks(self.gw.tier(decision.tier)), route)
+
+    def _with_fallbacks(self, first: Tier) -> list[Tier]:
+        """The chosen tier, then the more capable ones, then the cheaper ones as a last resort."""
+        tiers = self.gw.tiers
+        i = tiers.index(first)
+        return [first, *tiers[i + 1 :], *reversed(tiers[:i])]
+
+    # -- entry point ------------------------------------------------------------------
+
+    async def create(self, req: ChatCompletionRequest, key_id: str | None = None) -> Outcome:
+        plan = self.plan(req)
+        params = ChatParams(
+            messages=req.messages_as_dicts(),
+            max_tokens=req.token_limit(),
+            temperature=req.temperature,
+            top_p=req.top_p,
+            stop=req.stop_list(),
+            seed=req.seed,
+            extra=req.passthrough(),
+        )
+        call = _Call(new_id(), datetime.now(UTC), req.stream, key_id, plan.route)
+        if req.stream:
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            return await self._start_stream(plan, params, call, include_usage)
+        return await self._complete(plan, params, call)
+
+    # -- non-streaming ----------------------------------------------------------------
+
+    async def _complete(self, plan: Plan, params: ChatParams, call: _Call) -> Outcome:
+        for i, tier in enumerate(plan.tiers):
+            window = self.gw.meter.begin(tier.name)
+            try:
+                completion = await _collect(tier.backend, params, window)
+            except BackendError as exc:
+                if self._should_fall_back(exc, plan, i, call, tier, window):
+                    continue
+                await self._record_failure(call, tier, window, exc)
+                raise _client_error(exc) from exc
+            receipt = window.end(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+            await self.gw.ledger.record(self._record(call, tier, receipt, "ok", 200))
+            info = self._info(call, tier, receipt)
+            body = completion_body(
+                call.request_id,
+                tier.public_id,
+                int(call.started.timestamp()),
+                completion.text,
+                completion.finish_reason,
+                completion.usage,
+                info,
+            )
+            return Outcome(self._headers(tier, receipt), body=body)
+        raise AssertionError("a plan always has a tier")  # pragma: no cover
+
+    # -- streaming --------------------------------------------------------------------
+
+    async def _start_stream(
+        self, plan: Plan, params: ChatParams, call: _Call, include_usage: bool
+    ) -> Outcome:
+        """Wait for the first event before answering, so a failing tier can still fall back
+        and a bad request still gets a proper status code instead of a broken stream."""
+        for i, tier in enumerate(plan.tiers):
+            window = self.gw.meter.begin(tier.name)
+            events = tier.backend.stream(params)
+            try:
+                first = await anext(events)
+            except (BackendError, StopAsyncIteration) as exc:
+                await events.aclose()  # type: ignore[attr-defined]
+                err = exc if isinstance(exc, BackendError) else BackendError("empty answer")
+                if self._should_fall_back(err, plan, i, call, tier, window):
+                    continue
+                await self._record_failure(call, tier, window, err)
+                raise _client_error(err) from exc
+            body = self._sse(tier, events, first, window, call, include_usage)
+            return Outcome(self._headers(tier, None), stream=body)
+        raise AssertionError("a plan always has a tier")  # pragma: no cover
+
+    async def _sse(
+        self,
+        tier: Tier,
+        events: AsyncIterator[StreamEvent],
+        first: StreamEvent,
+        window: MeterWindow,
+        call: _Call,
+        include_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        out = ChunkWriter(call.request_id, tier.public_id)
+        deltas = 0
+        finished = False
+        try:
+            yield out.role()
+            event: StreamEvent | None = first
+            while event is not None:
+                if isinstance(event, TextDelta):
+                    window.first_token()
+                    deltas += 1
+                    yield out.delta(event.text)
+                else:
+                    finished = True
+                    receipt = window.end(event.usage.prompt_tokens, event.usage.completion_tokens)
+                    await self.gw.ledger.record(self._record(call, tier, receipt, "ok", 200))
+                    info = self._info(call, tier, receipt)
+                    yield out.finish(event.finish_reason, None if include_usage else info)
+                    if include_usage:
+                        yield out.usage(event.usage, info)
+                    yield out.done()
+                    return
+                event = await anext(events, None)
+            raise BackendError(f"tier {tier.name!r} ended the stream without finishing")
+        except BackendError as exc:
+            # Tokens already reached the client: no fallback now, say so in-band.
+            finished = True
+            await self._record_failure(call, tier, window, exc, completion_tokens=deltas)
+            yield out.error(_client_error(exc).body())
+            yield out.done()
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+            if not finished:
+                # The client went away mid-stream. The cancel scope that stopped us forbids
+                # awaiting here, so the receipt is written by a task of its own.
+                receipt = window.end(0, deltas)
+                rec = self._record(call, tier, receipt, "cancelled", 499)
+                task = asyncio.get_running_loop().create_task(self.gw.ledger.record(rec))
+                self._detached.add(task)
+                task.add_done_callback(self._detached.discard)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _should_fall_back(
+        self, exc: BackendError, plan: Plan, i: int, call: _Call, tier: Tier, window: MeterWindow
+    ) -> bool:
+        if not exc.retryable or i + 1 >= len(plan.tiers):
+            return False
+        window.abort()
+        call.fallback_from.append(tier.name)
+        log.warning(
+            "tier %s failed (%s); falling back to %s", tier.name, exc, plan.tiers[i + 1].name
+        )
+        return True
+
+    async def _record_failure(
+        self,
+        call: _Call,
+        tier: Tier,
+        window: MeterWindow,
+        exc: BackendError,
+        completion_tokens: int = 0,
+    ) -> None:
+        receipt = window.end(0, completion_tokens)
+        status = _client_error(exc).status_code
+        await self.gw.ledger.record(
+            self._record(call, tier, receipt, "error", status, error=str(exc)[:500])
+        )
+
+    def _record(
+        self,
+        call: _Call,
+        tier: Tier,
+        r: Receipt,
+        status: str,
+        http_status: int,
+        error: str | None = None,
+    ) -> LedgerRecord:
+        return LedgerRecord(
+            request_id=call.request_id,
+            ts=call.started,
+            key_id=call.key_id,
+            tier=tier.name,
+            model=tier.public_id,
+            status=status,
+            http_status=http_status,
+            stream=call.stream,
+            prompt_tokens=r.prompt_tokens,
+            completion_tokens=r.completion_tokens,
+            latency_ms=r.latency_ms,
+            ttft_ms=r.ttft_ms,
+            energy_j=r.energy_j,
+            energy_source=r.energy_source,
+            cost_usd=r.cost_usd,
+            co2e_g=r.co2e_g,
+            baseline_energy_j=r.baseline_energy_j,
+            baseline_cost_usd=r.baseline_cost_usd,
+            baseline_co2e_g=r.baseline_co2e_g,
+            fallback_from=",".join(call.fallback_from) or None,
+            error=error,
+        )
+
+    def _info(self, call: _Call, tier: Tier, receipt: Receipt) -> dict[str, Any]:
+        info = {"request_id": call.request_id, **receipt.as_dict()}
+        info["tier"] = tier.name
+        info["model"] = tier.public_id
+        if call.route is not None:
+            info["route"] = call.route
+        if call.fallback_from:
+            info["fallback_from"] = list(call.fallback_from)
+        return info
+
+    def _headers(self, tier: Tier, receipt: Receipt | None) -> dict[str, str]:
+        headers = {"x-joulegate-tier": tier.name, "x-joulegate-model": tier.public_id}
+        if receipt is not None:
+            headers.update(receipt.headers())
+        return headers
+
+    async def drain(self) -> None:
+        """Wait for receipts of abandoned streams; called before the ledger closes."""
+        if self._detached:
+            await asyncio.gather(*self._detached, return_exceptions=True)
+
+
+async def _collect(backend: Backend, params: ChatParams, window: MeterWindow) -> Completion:
+    parts: list[str] = []
+    finish: Finish | None = None
+    events = backend.stream(params)
+    try:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                window.first_token()
+                parts.append(event.text)
+            else:
+                finish = event
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+    if finish is None:
+        raise BackendError(f"tier {backend.tier!r} ended its answer without finishing")
+    return Completion("".join(parts), finish.finish_reason, finish.usage)
+
+
+def _client_error(exc: BackendError) -> APIError:
+    status = exc.status_code
+    message = str(exc) if status < 500 else f"{exc}"
+    return APIError(status, message, type=exc.error_type, code=exc.code)
+
+
+__all__ = ["AUTO", "ChatService", "Outcome", "Plan", "Usage"]
