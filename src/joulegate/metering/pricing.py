@@ -1,0 +1,115 @@
+"""Energy -> money and carbon, per tier. Every formula a receipt follows is in this file.
+
+Local (measured) tier, device energy E_dev joules over a fair share of s device-seconds:
+    energy_j = E_dev x pue
+    cost_usd = energy_j / 3.6e6 x usd_per_kwh + hardware_usd_per_hour x s / 3600
+    co2e_g   = energy_j / 3.6e6 x grid_gco2_per_kwh
+Remote (estimated) tier, p prompt and c completion tokens:
+    energy_j = (J_in x p + J_out x c) x pue
+    cost_usd = (usd_per_mtok_input x p + usd_per_mtok_output x c) / 1e6
+    co2e_g   = energy_j / 3.6e6 x grid_gco2_per_kwh
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from joulegate.metering.settings import MeteringSettings, TierProfile
+
+J_PER_KWH = 3.6e6
+
+
+class TierLike(Protocol):
+    """What the meter needs of a tier; ``joulegate.config.TierSettings`` fits."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def profile(self) -> TierProfile: ...
+
+
+@dataclass(frozen=True)
+class Figures:
+    energy_j: float
+    cost_usd: float
+    co2e_g: float
+
+
+@dataclass(frozen=True)
+class TierPlan:
+    """A tier's profile with every ``None`` replaced by the metering default."""
+
+    name: str
+    model: str
+    local: bool  # measured by this machine's sensor
+    pue: float
+    grid_gco2_per_kwh: float
+    usd_per_kwh: float
+    hardware_usd_per_hour: float
+    # Remote: always set. Local: only what the profile sets (used as a baseline estimate).
+    joules_per_input_token: float | None
+    joules_per_output_token: float | None
+    usd_per_mtok_input: float
+    usd_per_mtok_output: float
+
+    @classmethod
+    def resolve(cls, tier: TierLike, s: MeteringSettings) -> TierPlan:
+        p = tier.profile
+        local = tier.kind == "embedded" or bool(p.measured)
+
+        def pick(value: float | None, default: float) -> float:
+            return default if value is None else value
+
+        return cls(
+            name=tier.name,
+            model=tier.model,
+            local=local,
+            pue=pick(p.pue, s.pue if local else s.remote_pue),
+            grid_gco2_per_kwh=pick(
+                p.grid_gco2_per_kwh, s.grid_gco2_per_kwh if local else s.remote_grid_gco2_per_kwh
+            ),
+            usd_per_kwh=pick(p.usd_per_kwh, s.usd_per_kwh),
+            hardware_usd_per_hour=pick(p.hardware_usd_per_hour, s.hardware_usd_per_hour),
+            joules_per_input_token=(
+                p.joules_per_input_token
+                if local
+                else pick(p.joules_per_input_token, s.remote_joules_per_input_token)
+            ),
+            joules_per_output_token=(
+                p.joules_per_output_token
+                if local
+                else pick(p.joules_per_output_token, s.remote_joules_per_output_token)
+            ),
+            usd_per_mtok_input=pick(p.usd_per_mtok_input, s.remote_usd_per_mtok_input),
+            usd_per_mtok_output=pick(p.usd_per_mtok_output, s.remote_usd_per_mtok_output),
+        )
+
+    @property
+    def has_token_profile(self) -> bool:
+        return self.joules_per_input_token is not None and self.joules_per_output_token is not None
+
+    def co2e_g(self, energy_j: float) -> float:
+        return energy_j / J_PER_KWH * self.grid_gco2_per_kwh
+
+    def measured(self, device_j: float, device_s: float) -> Figures:
+        """Figures for energy measured on this machine over ``device_s`` seconds of use."""
+        energy = device_j * self.pue
+        cost = (
+            energy / J_PER_KWH * self.usd_per_kwh + self.hardware_usd_per_hour * device_s / 3600.0
+        )
+        return Figures(energy, cost, self.co2e_g(energy))
+
+    def estimated(self, prompt_tokens: int, completion_tokens: int) -> Figures:
+        """Figures from the per-token profile and list prices (remote tiers)."""
+        j_in = self.joules_per_input_token or 0.0
+        j_out = self.joules_per_output_token or 0.0
+        energy = (j_in * prompt_tokens + j_out * completion_tokens) * self.pue
+        cost = (
+            self.usd_per_mtok_input * prompt_tokens + self.usd_per_mtok_output * completion_tokens
+        ) / 1e6
+        return Figures(energy, cost, self.co2e_g(energy))
