@@ -1,0 +1,1 @@
+"""Alembic scripts for the ledger; a package so that installs ship them."""
