@@ -155,6 +155,16 @@ def prepare(config: ConfigOpt = None) -> None:
     console.print(f"embedded model ready: {path} ({path.stat().st_size / 1e6:.0f} MB)")
 
 
+def _mount() -> None:
+    """Sub-commands owned by their packages."""
+    from joulegate.reports.report import report
+
+    app.command("report")(report)
+
+
+_mount()
+
+
 def main() -> None:  # pragma: no cover
     app()
 

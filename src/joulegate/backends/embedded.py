@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import Counter
+
 from joulegate.backends import prompt_frame
 from joulegate.backends.base import (
     Backend,
@@ -31,6 +33,12 @@ from joulegate.backends.model_files import ensure_embedded_model
 
 _DONE = object()
 log = logging.getLogger("joulegate.embedded")
+
+GENERATED_TOKENS = Counter(
+    "joulegate_embedded_generated_tokens",
+    "Tokens the embedded model actually generated (stops growing when a client disconnects)",
+    ["tier"],
+)
 
 
 class EmbeddedFailure(BackendError):
@@ -193,6 +201,7 @@ class EmbeddedBackend(Backend):
             if cancel.is_set():
                 finish_reason = "cancelled"
             generated = min(counter.generated, max_tokens)
+            GENERATED_TOKENS.labels(self.tier).inc(generated)
             put(Finish(finish_reason, Usage(n_prompt, generated)))
         except BackendError as exc:
             put(exc)

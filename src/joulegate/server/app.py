@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import make_asgi_app
 
 from joulegate import __version__
 from joulegate.config import Settings
@@ -33,4 +34,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.chat = chat
     errors.install(app)
     app.include_router(router)
+    app.mount("/metrics", make_asgi_app())
     return app

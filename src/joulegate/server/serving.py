@@ -26,7 +26,7 @@ from joulegate.backends.base import (
 )
 from joulegate.backends.prompt_frame import message_text
 from joulegate.ledger import LedgerRecord
-from joulegate.metering import MeterWindow, Receipt
+from joulegate.metering import MeterWindow, Receipt, observe
 from joulegate.server.chunks import ChunkWriter, completion_body, new_id
 from joulegate.server.errors import APIError
 from joulegate.server.gateway import Gateway, Tier
@@ -144,7 +144,7 @@ class ChatService:
                 await self._record_failure(call, tier, window, exc)
                 raise _client_error(exc) from exc
             receipt = window.end(completion.usage.prompt_tokens, completion.usage.completion_tokens)
-            await self.gw.ledger.record(self._record(call, tier, receipt, "ok", 200))
+            await self._settle(call, tier, receipt, "ok", 200)
             info = self._info(call, tier, receipt)
             body = completion_body(
                 call.request_id,
@@ -204,7 +204,7 @@ class ChatService:
                 else:
                     finished = True
                     receipt = window.end(event.usage.prompt_tokens, event.usage.completion_tokens)
-                    await self.gw.ledger.record(self._record(call, tier, receipt, "ok", 200))
+                    await self._settle(call, tier, receipt, "ok", 200)
                     info = self._info(call, tier, receipt)
                     yield out.finish(event.finish_reason, None if include_usage else info)
                     if include_usage:
@@ -220,15 +220,18 @@ class ChatService:
             yield out.error(_client_error(exc).body())
             yield out.done()
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
             if not finished:
                 # The client went away mid-stream. The cancel scope that stopped us forbids
-                # awaiting here, so the receipt is written by a task of its own.
+                # awaiting, so everything here is synchronous and the receipt is written by
+                # a task of its own (drained on shutdown).
                 receipt = window.end(0, deltas)
+                observe(receipt, "cancelled")
                 rec = self._record(call, tier, receipt, "cancelled", 499)
                 task = asyncio.get_running_loop().create_task(self.gw.ledger.record(rec))
                 self._detached.add(task)
                 task.add_done_callback(self._detached.discard)
+            # Closing the backend's iterator is what stops the model (or the upstream call).
+            await events.aclose()  # type: ignore[attr-defined]
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -254,8 +257,21 @@ class ChatService:
     ) -> None:
         receipt = window.end(0, completion_tokens)
         status = _client_error(exc).status_code
+        await self._settle(call, tier, receipt, "error", status, error=str(exc)[:500])
+
+    async def _settle(
+        self,
+        call: _Call,
+        tier: Tier,
+        receipt: Receipt,
+        status: str,
+        http_status: int,
+        error: str | None = None,
+    ) -> None:
+        """Count the receipt and make it durable; returns once the ledger has committed."""
+        observe(receipt, status)
         await self.gw.ledger.record(
-            self._record(call, tier, receipt, "error", status, error=str(exc)[:500])
+            self._record(call, tier, receipt, status, http_status, error=error)
         )
 
     def _record(
