@@ -91,8 +91,12 @@ def chat(
         gw = Gateway.from_settings(settings)
         await gw.start()
         try:
-            req = ChatCompletionRequest(
-                model=model, messages=[{"role": "user", "content": question}], max_tokens=max_tokens
+            req = ChatCompletionRequest.model_validate(
+                {
+                    "model": model,
+                    "messages": [{"role": "user", "content": question}],
+                    "max_tokens": max_tokens,
+                }
             )
             outcome = await ChatService(gw).create(req)
             assert outcome.body is not None
@@ -157,9 +161,13 @@ def prepare(config: ConfigOpt = None) -> None:
 
 def _mount() -> None:
     """Sub-commands owned by their packages."""
+    from joulegate.ledger.keys_cli import keys_app
+    from joulegate.reports.project_cli import project
     from joulegate.reports.report import report
 
     app.command("report")(report)
+    app.command("project")(project)
+    app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys with budgets.")
 
 
 _mount()

@@ -5,6 +5,7 @@ split of the sensor; remote tiers are estimated from their profile.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -92,6 +93,38 @@ class Meter:
             base or own,
             0.0,
         )
+
+    def worst_case(self, tier: str, prompt_tokens: int, completion_tokens: int) -> Figures:
+        """An upper estimate of a request's figures before it runs, for budget reservations.
+
+        Remote tiers are priced per token, so this is exact for the given token counts. A
+        local tier's energy is only known afterwards: use its per-token profile if set, else
+        the mean measured so far times ``worst_case_margin``, else (before its first request)
+        every vCPU at full power for ``cold_s_per_token`` per token.
+        """
+        plan = self.plan(tier)
+        if not plan.local:
+            return plan.estimated(prompt_tokens, completion_tokens)
+        tokens = prompt_tokens + completion_tokens
+        s = self.settings
+        with self._lock:
+            obs = self._observed[plan.name]
+            per_j = obs.device_j / obs.tokens if obs.tokens else None
+            per_s = obs.device_s / obs.tokens if obs.tokens else None
+        cold_s = s.cold_s_per_token * tokens
+        if plan.has_token_profile:
+            device_j = (plan.joules_per_input_token or 0.0) * prompt_tokens + (
+                plan.joules_per_output_token or 0.0
+            ) * completion_tokens
+            device_s = per_s * tokens * s.worst_case_margin if per_s is not None else cold_s
+        elif per_j is not None and per_s is not None:
+            device_j = per_j * tokens * s.worst_case_margin
+            device_s = per_s * tokens * s.worst_case_margin
+        else:
+            vcpus = s.vcpus or len(os.sched_getaffinity(0))
+            device_s = cold_s
+            device_j = cold_s * vcpus * s.cpu_max_w_per_vcpu
+        return plan.measured(device_j, device_s)
 
     def close(self) -> None:
         self._sensor.close()

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
+from joulegate.server.auth import authenticate
 from joulegate.server.protocol import ChatCompletionRequest
 from joulegate.server.serving import AUTO, ChatService
 
@@ -32,9 +33,10 @@ async def _parse(request: Request) -> ChatCompletionRequest:
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(request: Request) -> Response:
+    service = _service(request)
+    key = await authenticate(request, service.gw.keys, request.app.state.auth_required)
     body = await _parse(request)
-    key_id = getattr(request.state, "key_id", None)
-    outcome = await _service(request).create(body, key_id=key_id)
+    outcome = await service.create(body, key=key)
     if outcome.stream is not None:
         return StreamingResponse(
             outcome.stream,

@@ -10,8 +10,10 @@ from prometheus_client import make_asgi_app
 
 from joulegate import __version__
 from joulegate.config import Settings
+from joulegate.reports.dashboard import ProjectionDefaults, dashboard_router
 from joulegate.server import errors
 from joulegate.server.api_router import router
+from joulegate.server.auth import auth_required
 from joulegate.server.gateway import Gateway
 from joulegate.server.serving import ChatService
 
@@ -32,7 +34,11 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="joulegate", version=__version__, lifespan=lifespan)
     app.state.gateway = gateway
     app.state.chat = chat
+    app.state.auth_required = auth_required(settings.server.auth, settings.server.host)
     errors.install(app)
     app.include_router(router)
+    app.include_router(
+        dashboard_router(lambda: gateway.ledger, ProjectionDefaults.from_settings(settings))
+    )
     app.mount("/metrics", make_asgi_app())
     return app

@@ -13,8 +13,9 @@ from typing import Any
 from joulegate.backends import build_backend
 from joulegate.backends.base import Backend
 from joulegate.config import Settings, TierSettings
-from joulegate.ledger import Ledger
+from joulegate.ledger import KeyStore, Ledger
 from joulegate.metering import Meter
+from joulegate.server.budget import BudgetGuard
 
 log = logging.getLogger("joulegate")
 
@@ -39,8 +40,9 @@ class Gateway:
     tiers: list[Tier]
     meter: Meter
     ledger: Ledger
+    keys: KeyStore
+    budget: BudgetGuard
     router: Any = None
-    keys: Any = None
     _started: bool = field(default=False, repr=False)
 
     @classmethod
@@ -48,7 +50,15 @@ class Gateway:
         tiers = [Tier(t, build_backend(t, settings)) for t in settings.tiers]
         meter = Meter(settings.metering, settings.tiers)
         ledger = Ledger.from_settings(settings.ledger, settings.data_dir)
-        return cls(settings=settings, tiers=tiers, meter=meter, ledger=ledger)
+        keys = KeyStore(ledger.engine)
+        return cls(
+            settings=settings,
+            tiers=tiers,
+            meter=meter,
+            ledger=ledger,
+            keys=keys,
+            budget=BudgetGuard(keys, meter),
+        )
 
     def tier(self, name: str) -> Tier:
         for t in self.tiers:

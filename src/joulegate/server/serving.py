@@ -25,8 +25,9 @@ from joulegate.backends.base import (
     Usage,
 )
 from joulegate.backends.prompt_frame import message_text
-from joulegate.ledger import LedgerRecord
+from joulegate.ledger import KeyInfo, LedgerRecord
 from joulegate.metering import MeterWindow, Receipt, observe
+from joulegate.server.budget import Hold, prompt_token_bound
 from joulegate.server.chunks import ChunkWriter, completion_body, new_id
 from joulegate.server.errors import APIError
 from joulegate.server.gateway import Gateway, Tier
@@ -59,9 +60,16 @@ class _Call:
     request_id: str
     started: datetime
     stream: bool
-    key_id: str | None
+    key: KeyInfo | None
     route: dict[str, Any] | None
     fallback_from: list[str] = field(default_factory=list)
+    hold: Hold | None = None
+    max_tokens: int = 0
+    prompt_bound: int = 0
+
+    @property
+    def key_id(self) -> str | None:
+        return self.key.key_id if self.key else None
 
 
 class ChatService:
@@ -114,22 +122,53 @@ class ChatService:
 
     # -- entry point ------------------------------------------------------------------
 
-    async def create(self, req: ChatCompletionRequest, key_id: str | None = None) -> Outcome:
+    async def create(self, req: ChatCompletionRequest, key: KeyInfo | None = None) -> Outcome:
         plan = self.plan(req)
+        messages = req.messages_as_dicts()
+        call = _Call(new_id(), datetime.now(UTC), req.stream, key, plan.route)
+        max_tokens = req.token_limit()
+        if key is not None and key.has_budget:
+            # A budget needs a bound: a request without max_tokens gets the configured default.
+            max_tokens = max_tokens or self.gw.settings.embedded.default_max_tokens
+            call.max_tokens = max_tokens
+            call.prompt_bound = prompt_token_bound(messages)
+            plan = await self._reserve(plan, call)
         params = ChatParams(
-            messages=req.messages_as_dicts(),
-            max_tokens=req.token_limit(),
+            messages=messages,
+            max_tokens=max_tokens,
             temperature=req.temperature,
             top_p=req.top_p,
             stop=req.stop_list(),
             seed=req.seed,
             extra=req.passthrough(),
         )
-        call = _Call(new_id(), datetime.now(UTC), req.stream, key_id, plan.route)
-        if req.stream:
-            include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            return await self._start_stream(plan, params, call, include_usage)
-        return await self._complete(plan, params, call)
+        try:
+            if req.stream:
+                include_usage = bool(req.stream_options and req.stream_options.include_usage)
+                return await self._start_stream(plan, params, call, include_usage)
+            return await self._complete(plan, params, call)
+        except BaseException:
+            if call.hold is not None:  # never settled: give the reservation back
+                await asyncio.shield(self.gw.budget.release(call.hold))
+            raise
+
+    async def _reserve(self, plan: Plan, call: _Call) -> Plan:
+        """Hold the worst case against the key's budget; a downgrading key may move to a
+        cheaper tier that its remaining budget still covers."""
+        assert call.key is not None
+        first = plan.tiers[0]
+        candidates = [first.name]
+        if call.key.on_exceed == "downgrade":
+            i = self.gw.tiers.index(first)
+            candidates += [t.name for t in reversed(self.gw.tiers[:i])]
+        call.hold = await self.gw.budget.reserve(
+            call.key, candidates, call.prompt_bound, call.max_tokens
+        )
+        if call.hold.tier == first.name:
+            return plan
+        route = {**(plan.route or {}), "tier": call.hold.tier, "downgraded_from": first.name}
+        call.route = route
+        return Plan(self._with_fallbacks(self.gw.tier(call.hold.tier)), route)
 
     # -- non-streaming ----------------------------------------------------------------
 
@@ -139,7 +178,7 @@ class ChatService:
             try:
                 completion = await _collect(tier.backend, params, window)
             except BackendError as exc:
-                if self._should_fall_back(exc, plan, i, call, tier, window):
+                if await self._should_fall_back(exc, plan, i, call, tier, window):
                     continue
                 await self._record_failure(call, tier, window, exc)
                 raise _client_error(exc) from exc
@@ -173,7 +212,7 @@ class ChatService:
             except (BackendError, StopAsyncIteration) as exc:
                 await events.aclose()  # type: ignore[attr-defined]
                 err = exc if isinstance(exc, BackendError) else BackendError("empty answer")
-                if self._should_fall_back(err, plan, i, call, tier, window):
+                if await self._should_fall_back(err, plan, i, call, tier, window):
                     continue
                 await self._record_failure(call, tier, window, err)
                 raise _client_error(err) from exc
@@ -225,9 +264,9 @@ class ChatService:
                 # awaiting, so everything here is synchronous and the receipt is written by
                 # a task of its own (drained on shutdown).
                 receipt = window.end(0, deltas)
-                observe(receipt, "cancelled")
-                rec = self._record(call, tier, receipt, "cancelled", 499)
-                task = asyncio.get_running_loop().create_task(self.gw.ledger.record(rec))
+                task = asyncio.get_running_loop().create_task(
+                    self._settle(call, tier, receipt, "cancelled", 499)
+                )
                 self._detached.add(task)
                 task.add_done_callback(self._detached.discard)
             # Closing the backend's iterator is what stops the model (or the upstream call).
@@ -235,12 +274,19 @@ class ChatService:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _should_fall_back(
+    async def _should_fall_back(
         self, exc: BackendError, plan: Plan, i: int, call: _Call, tier: Tier, window: MeterWindow
     ) -> bool:
         if not exc.retryable or i + 1 >= len(plan.tiers):
             return False
         window.abort()
+        if call.hold is not None and call.key is not None:
+            # The hold was sized for the failed tier; the next one needs its own.
+            await self.gw.budget.release(call.hold)
+            call.hold = None
+            call.hold = await self.gw.budget.reserve(
+                call.key, [plan.tiers[i + 1].name], call.prompt_bound, call.max_tokens
+            )
         call.fallback_from.append(tier.name)
         log.warning(
             "tier %s failed (%s); falling back to %s", tier.name, exc, plan.tiers[i + 1].name
@@ -270,6 +316,9 @@ class ChatService:
     ) -> None:
         """Count the receipt and make it durable; returns once the ledger has committed."""
         observe(receipt, status)
+        if call.hold is not None:
+            hold, call.hold = call.hold, None
+            await self.gw.budget.settle(hold, receipt)
         await self.gw.ledger.record(
             self._record(call, tier, receipt, status, http_status, error=error)
         )
