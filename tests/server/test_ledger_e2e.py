@@ -196,3 +196,27 @@ def test_report_on_a_ledger_of_real_requests(gateway: GatewayProcess, tmp_path: 
     doc = json.loads(js.stdout)
     assert doc["totals"]["requests"] >= 3
     assert doc["totals"]["requests"] == Ledger(gateway.ledger_url).count()
+
+
+def test_queued_requests_are_not_charged_for_waiting(gateway: GatewayProcess) -> None:
+    """Eight requests queue for the one embedded model. The one that waits longest must be
+    charged for its own generation only: its device time is a small part of its latency.
+    (Sharing the device among every open request instead would charge it about a third.)"""
+    body = {
+        "model": "auto",
+        "max_tokens": 12,
+        "temperature": 0,
+        "messages": [
+            {"role": "user", "content": "List the numbers from 1 to 300, separated by commas."}
+        ],
+    }
+
+    def ask(_: int) -> dict[str, float]:
+        r = httpx.post(gateway.base_url + "/v1/chat/completions", json=body, timeout=600)
+        return r.json()["joulegate"]  # type: ignore[no-any-return]
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        receipts = list(pool.map(ask, range(8)))
+    last = max(receipts, key=lambda r: r["latency_ms"])
+    assert last["device_s"] * 1000 < 0.25 * last["latency_ms"], receipts
+    assert all(r["energy_j"] > 0 for r in receipts)

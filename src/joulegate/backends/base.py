@@ -38,6 +38,15 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Started:
+    """The backend began work on this request, after waiting its turn.
+
+    Only backends that queue (``Backend.queues``) send it: the meter then charges a
+    request for the device only from this moment, not while it waited behind others.
+    """
+
+
+@dataclass(frozen=True)
 class TextDelta:
     text: str
 
@@ -48,7 +57,7 @@ class Finish:
     usage: Usage
 
 
-StreamEvent = TextDelta | Finish
+StreamEvent = Started | TextDelta | Finish
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,12 @@ class Backend(abc.ABC):
 
     tier: str
     model: str
+    # True when requests wait for one another on a shared device (and send ``Started``).
+    queues: bool = False
 
     @abc.abstractmethod
     def stream(self, params: ChatParams) -> AsyncIterator[StreamEvent]:
-        """Yield text deltas, then exactly one ``Finish``.
+        """Yield ``Started`` (if the backend queues), text deltas, then exactly one ``Finish``.
 
         Closing the iterator early (client gone) must stop the generation.
         """

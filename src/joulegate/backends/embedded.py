@@ -25,6 +25,7 @@ from joulegate.backends.base import (
     ChatParams,
     Finish,
     PromptTooLong,
+    Started,
     StreamEvent,
     TextDelta,
     Usage,
@@ -76,6 +77,8 @@ class _Counter:
 
 
 class EmbeddedBackend(Backend):
+    queues = True
+
     def __init__(
         self,
         tier: str,
@@ -161,6 +164,7 @@ class EmbeddedBackend(Backend):
             prompt_ids = llm.tokenize(prompt.encode("utf-8"))
             n_prompt = len(prompt_ids)
             room = self.n_ctx - n_prompt
+            put(Started())
             if room < 1:
                 raise PromptTooLong(
                     f"This model's maximum context length is {self.n_ctx} tokens; the "

@@ -20,6 +20,7 @@ from joulegate.backends.base import (
     ChatParams,
     Completion,
     Finish,
+    Started,
     StreamEvent,
     TextDelta,
     Usage,
@@ -174,7 +175,7 @@ class ChatService:
 
     async def _complete(self, plan: Plan, params: ChatParams, call: _Call) -> Outcome:
         for i, tier in enumerate(plan.tiers):
-            window = self.gw.meter.begin(tier.name)
+            window = self.gw.meter.begin(tier.name, weight=0.0 if tier.backend.queues else 1.0)
             try:
                 completion = await _collect(tier.backend, params, window)
             except BackendError as exc:
@@ -205,8 +206,8 @@ class ChatService:
         """Wait for the first event before answering, so a failing tier can still fall back
         and a bad request still gets a proper status code instead of a broken stream."""
         for i, tier in enumerate(plan.tiers):
-            window = self.gw.meter.begin(tier.name)
-            events = tier.backend.stream(params)
+            window = self.gw.meter.begin(tier.name, weight=0.0 if tier.backend.queues else 1.0)
+            events = _metered(tier.backend.stream(params), window)
             try:
                 first = await anext(events)
             except (BackendError, StopAsyncIteration) as exc:
@@ -223,8 +224,8 @@ class ChatService:
     async def _sse(
         self,
         tier: Tier,
-        events: AsyncIterator[StreamEvent],
-        first: StreamEvent,
+        events: AsyncIterator[TextDelta | Finish],
+        first: TextDelta | Finish,
         window: MeterWindow,
         call: _Call,
         include_usage: bool,
@@ -234,10 +235,9 @@ class ChatService:
         finished = False
         try:
             yield out.role()
-            event: StreamEvent | None = first
+            event: TextDelta | Finish | None = first
             while event is not None:
                 if isinstance(event, TextDelta):
-                    window.first_token()
                     deltas += 1
                     yield out.delta(event.text)
                 else:
@@ -381,19 +381,34 @@ class ChatService:
 async def _collect(backend: Backend, params: ChatParams, window: MeterWindow) -> Completion:
     parts: list[str] = []
     finish: Finish | None = None
-    events = backend.stream(params)
+    events = _metered(backend.stream(params), window)
     try:
         async for event in events:
             if isinstance(event, TextDelta):
-                window.first_token()
                 parts.append(event.text)
-            else:
+            elif isinstance(event, Finish):
                 finish = event
     finally:
         await events.aclose()  # type: ignore[attr-defined]
     if finish is None:
         raise BackendError(f"tier {backend.tier!r} ended its answer without finishing")
     return Completion("".join(parts), finish.finish_reason, finish.usage)
+
+
+async def _metered(
+    events: AsyncIterator[StreamEvent], window: MeterWindow
+) -> AsyncIterator[TextDelta | Finish]:
+    """Tell the meter when work starts and when the first token comes; pass the rest on."""
+    try:
+        async for event in events:
+            if isinstance(event, Started):
+                window.set_weight(1.0)
+                continue
+            if isinstance(event, TextDelta):
+                window.first_token()
+            yield event
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 def _client_error(exc: BackendError) -> APIError:
