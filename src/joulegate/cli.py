@@ -161,12 +161,14 @@ def prepare(config: ConfigOpt = None) -> None:
 
 def _mount() -> None:
     """Sub-commands owned by their packages."""
+    from joulegate.backends.tiers_cli import tiers
     from joulegate.ledger.keys_cli import keys_app
     from joulegate.reports.project_cli import project
     from joulegate.reports.report import report
 
     app.command("report")(report)
     app.command("project")(project)
+    app.command("tiers")(tiers)
     app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys with budgets.")
 
 

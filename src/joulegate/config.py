@@ -65,6 +65,12 @@ class TierSettings(BaseModel):
     total_timeout_s: float = 600.0
     max_retries: int = 2
     health_path: str = "/health"
+    # Circuit breaker: this many consecutive failures open it; probes of health_path then
+    # start after probe_interval_s and back off (doubling) to probe_max_interval_s.
+    breaker_failure_threshold: int = 5
+    breaker_probe_interval_s: float = 1.0
+    breaker_probe_max_interval_s: float = 30.0
+    max_connections: int = 100
     extra_body: dict[str, Any] = Field(default_factory=dict)
     profile: TierProfile = Field(default_factory=TierProfile)
 

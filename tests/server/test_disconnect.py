@@ -6,9 +6,10 @@ import re
 import time
 
 import httpx
-from gateway_proc import GatewayProcess
 
 from joulegate.ledger import Ledger
+
+from gateway_proc import GatewayProcess
 
 MAX_TOKENS = 400
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+
 from backends.upstreams import FaultServer, start_fault_server
 from gateway_proc import GatewayProcess, start_gateway
 
@@ -86,7 +87,8 @@ def _spent_usd(ledger_url: str, key_id: str) -> tuple[int, float]:
     with engine.connect() as conn:
         n, usd = conn.execute(
             sa.text(
-                "select count(*), coalesce(sum(cost_usd), 0) from requests where key_id = :k and status = 'ok'"
+                "select count(*), coalesce(sum(cost_usd), 0) from requests"
+                " where key_id = :k and status = 'ok'"
             ),
             {"k": key_id},
         ).one()

@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from gateway_proc import GatewayProcess, start_gateway
 
 from joulegate.ledger import Ledger
+
+from gateway_proc import GatewayProcess, start_gateway
 
 PROMPT = [{"role": "user", "content": "Say hello."}]
 

@@ -1,0 +1,1 @@
+"""Backend tests: real upstream processes on loopback."""

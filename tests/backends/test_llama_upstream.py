@@ -1,0 +1,98 @@
+"""HTTPBackend against a real second model server: llama-cpp-python's OpenAI server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from joulegate.backends.base import BackendError, ChatParams, Finish, TextDelta
+from joulegate.backends.http import HTTPBackend
+
+from backends.upstreams import LLAMA_MODEL_ALIAS, open_connections_to
+
+QUESTION = [{"role": "user", "content": "Write one sentence about the sea."}]
+
+
+def backend(url: str) -> HTTPBackend:
+    return HTTPBackend(
+        "llama-server", LLAMA_MODEL_ALIAS, url,
+        connect_timeout_s=2.0, first_token_timeout_s=30.0, total_timeout_s=60.0,
+    )
+
+
+def test_streams_an_answer_with_token_counts(llama_server: str) -> None:
+    async def go() -> tuple[list[str], Finish]:
+        b = backend(llama_server)
+        await b.start()
+        deltas: list[str] = []
+        finish = None
+        try:
+            async for event in b.stream(ChatParams(QUESTION, max_tokens=12, temperature=0.0)):
+                if isinstance(event, TextDelta):
+                    deltas.append(event.text)
+                elif isinstance(event, Finish):
+                    finish = event
+        finally:
+            await b.aclose()
+        assert finish is not None
+        return deltas, finish
+
+    deltas, finish = asyncio.run(go())
+    assert len(deltas) > 1, "streamed chunk by chunk, not as one block"
+    assert "".join(deltas).strip()
+    assert finish.finish_reason in ("stop", "length")
+    # llama-cpp-python's server ignores stream_options.include_usage, so these are the
+    # labelled estimate; what matters to the meter is that counts always arrive.
+    assert finish.usage.prompt_tokens > 0 and finish.usage.completion_tokens > 0
+
+
+def test_context_overflow_ends_in_an_error_the_pipeline_can_fall_back_on(
+    llama_server: str,
+) -> None:
+    """llama-cpp-python's server answers a streamed overflow with 200 and an empty stream
+    (its 400 only comes for stream=false), so the backend sees a stream with no finish:
+    a retryable error, and the next tier (maybe with a longer context) gets the request.
+    A server that says 400 up front gets ``PromptTooLong`` (see test_http_faults)."""
+    long = [{"role": "user", "content": "word " * 1500}]  # n_ctx is 1024
+
+    async def go() -> None:
+        b = backend(llama_server)
+        await b.start()
+        try:
+            async for _ in b.stream(ChatParams(long, max_tokens=8)):
+                pass
+        finally:
+            await b.aclose()
+
+    t0 = time.monotonic()
+    with pytest.raises(BackendError) as info:
+        asyncio.run(go())
+    assert info.value.retryable and "without finishing" in str(info.value)
+    assert time.monotonic() - t0 < 10
+
+
+def test_closing_mid_stream_closes_the_upstream_connection(llama_server: str) -> None:
+    port = int(llama_server.rsplit(":", 1)[1])
+
+    async def go() -> float:
+        b = backend(llama_server)
+        await b.start()
+        try:
+            events = b.stream(ChatParams(QUESTION, max_tokens=400, temperature=0.0))
+            assert isinstance(await anext(events), TextDelta)
+            assert open_connections_to(port) == 1
+            await events.aclose()  # type: ignore[attr-defined]
+            # The client is still open: a finished response would sit in its keep-alive
+            # pool, an abandoned one must be gone.
+            assert open_connections_to(port) == 0
+            # And the server is free again at once, not still generating 400 tokens.
+            t0 = time.monotonic()
+            async for _ in b.stream(ChatParams(QUESTION, max_tokens=4)):
+                pass
+            return time.monotonic() - t0
+        finally:
+            await b.aclose()
+
+    assert asyncio.run(go()) < 10
