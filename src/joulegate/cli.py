@@ -162,13 +162,19 @@ def prepare(config: ConfigOpt = None) -> None:
 def _mount() -> None:
     """Sub-commands owned by their packages."""
     from joulegate.backends.tiers_cli import tiers
+    from joulegate.bench.route import route as bench_route
     from joulegate.ledger.keys_cli import keys_app
     from joulegate.reports.project_cli import project
     from joulegate.reports.report import report
+    from joulegate.routing.cli import router_app
 
     app.command("report")(report)
     app.command("project")(project)
     app.command("tiers")(tiers)
+    app.add_typer(router_app, name="router", help="Train and inspect routers.")
+    bench_app = typer.Typer(help="Evaluate joulegate's parts on data.", no_args_is_help=True)
+    bench_app.command("route")(bench_route)
+    app.add_typer(bench_app, name="bench")
     app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys with budgets.")
 
 

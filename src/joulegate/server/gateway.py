@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from joulegate.backends import build_backend
 from joulegate.backends.base import Backend
@@ -16,6 +16,9 @@ from joulegate.config import Settings, TierSettings
 from joulegate.ledger import KeyStore, Ledger
 from joulegate.metering import Meter
 from joulegate.server.budget import BudgetGuard
+
+if TYPE_CHECKING:
+    from joulegate.routing import Router
 
 log = logging.getLogger("joulegate")
 
@@ -42,7 +45,7 @@ class Gateway:
     ledger: Ledger
     keys: KeyStore
     budget: BudgetGuard
-    router: Any = None
+    router: Router | None = None
     _started: bool = field(default=False, repr=False)
 
     @classmethod
@@ -51,6 +54,11 @@ class Gateway:
         meter = Meter(settings.metering, settings.tiers)
         ledger = Ledger.from_settings(settings.ledger, settings.data_dir)
         keys = KeyStore(ledger.engine)
+        router = None
+        if len(tiers) > 1:  # one tier needs no decision, and no numpy at start-up
+            from joulegate.routing import Router
+
+            router = Router.load(settings.routing.router_path, settings.routing.quality_target)
         return cls(
             settings=settings,
             tiers=tiers,
@@ -58,6 +66,7 @@ class Gateway:
             ledger=ledger,
             keys=keys,
             budget=BudgetGuard(keys, meter),
+            router=router,
         )
 
     def tier(self, name: str) -> Tier:

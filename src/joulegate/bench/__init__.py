@@ -1,0 +1,1 @@
+"""joulegate.bench"""
