@@ -46,7 +46,7 @@ connect_timeout_s = 1.0
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line for line in result.output.splitlines()
             if line.count("│") > 5}
-    assert "in-process" in rows["embedded"] and "measured" in rows["embedded"]
+    assert "in-process" in rows["embedded"] and "modeled:cpu" in rows["embedded"]
     assert "lan/fault-model" in rows["lan"] and "up" in rows["lan"]
     assert "/v1/models -> HTTP 200" in rows["lan"]
     assert "1.25" in rows["lan"] and "0.42 $/Mtok" in rows["lan"]

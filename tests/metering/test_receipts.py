@@ -149,12 +149,21 @@ def test_local_baseline_uses_observed_energy_per_token(
     assert after.baseline_energy_j == pytest.approx(local.energy_j / 40 * 20)
 
 
-def test_measured_upstream_is_metered_by_the_sensor(
+def test_measured_upstream_needs_a_sensor_that_sees_other_processes(
     settings: MeteringSettings, cpu_sensor: CpuModelSensor
 ) -> None:
+    """A model server in another process is invisible to the process-scoped CPU model, so a
+    tier marked ``measured`` is estimated from its profile there, and metered under a
+    machine-wide counter (RAPL, NVML; a recording sensor stands in for one here)."""
     tiers = [Tier("vllm", profile=TierProfile(measured=True)), Tier("large")]
     r = Meter(settings, tiers, sensor=cpu_sensor).begin("vllm").end(5, 5)
-    assert r.energy_source == "modeled:cpu" and r.device_s > 0
+    assert r.energy_source == "estimated:profile" and r.device_s == 0
+    wide = RecordingSensor(cpu_sensor)  # a wrapper claims no process scope: machine-wide
+    assert cpu_sensor.process_scoped and not wide.process_scoped
+    w = Meter(settings, tiers, sensor=wide).begin("vllm")
+    burn_cpu(0.05)
+    r = w.end(5, 5)
+    assert r.energy_source == wide.source and r.device_s > 0 and r.energy_j > 0
 
 
 def test_cache_hit_has_a_computed_baseline(meter: Meter) -> None:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from joulegate.backends.breaker import ProbeResult
 from joulegate.config import Settings, TierSettings, load_settings
+from joulegate.metering import Meter
 
 console = Console()
 
@@ -44,18 +45,20 @@ def _num(value: float | None, default: float, fmt: str = "{:g}") -> str:
     return fmt.format(value) if value is not None else f"[dim]{fmt.format(default)}*[/]"
 
 
-def _row(tier: TierSettings, settings: Settings, result: ProbeResult | None) -> list[str]:
+def _row(
+    tier: TierSettings, settings: Settings, result: ProbeResult | None, sensed: str | None
+) -> list[str]:
+    """``sensed``: the sensor's provenance label when it meters this tier, else None."""
     m, p = settings.metering, tier.profile
-    local = tier.kind == "embedded" or bool(p.measured)
     if result is None:
         health, latency = "[green]in-process[/]", "-"
     elif result.ok:
         health, latency = f"[green]up[/] [dim]{result.detail}[/]", f"{result.latency_ms:.0f} ms"
     else:
         health, latency = f"[red]down[/] [dim]{result.detail}[/]", "-"
-    if local:
-        # Measured by this machine's sensor; money is electricity plus amortised hardware.
-        j_in = j_out = "measured"
+    if sensed is not None:
+        # Metered by this machine's sensor; money is electricity plus amortised hardware.
+        j_in = j_out = sensed
         usd_in = f"{_num(p.usd_per_kwh, m.usd_per_kwh)} $/kWh"
         usd_out = f"+ {_num(p.hardware_usd_per_hour, m.hardware_usd_per_hour, '{:.3f}')} $/h hw"
         grid = _num(p.grid_gco2_per_kwh, m.grid_gco2_per_kwh)
@@ -66,15 +69,27 @@ def _row(tier: TierSettings, settings: Settings, result: ProbeResult | None) -> 
         usd_out = f"{_num(p.usd_per_mtok_output, m.remote_usd_per_mtok_output)} $/Mtok"
         grid = _num(p.grid_gco2_per_kwh, m.remote_grid_gco2_per_kwh)
     endpoint = tier.base_url or "in-process (llama.cpp)"
-    return [tier.name, tier.public_id, tier.kind, endpoint, health, latency,
-            j_in, j_out, usd_in, usd_out, grid]
+    return [
+        tier.name,
+        tier.public_id,
+        tier.kind,
+        endpoint,
+        health,
+        latency,
+        j_in,
+        j_out,
+        usd_in,
+        usd_out,
+        grid,
+    ]
 
 
 def tiers(
     config: Annotated[
         Optional[Path],  # noqa: UP045 - typer needs Optional on 3.11
-        typer.Option("--config", "-c", help="TOML config file (else $JOULEGATE_CONFIG).",
-                     exists=True),
+        typer.Option(
+            "--config", "-c", help="TOML config file (else $JOULEGATE_CONFIG).", exists=True
+        ),
     ] = None,
 ) -> None:
     """Show each tier's health, model, and energy/price profile."""
@@ -85,13 +100,27 @@ def tiers(
         raise typer.Exit(2) from exc
     results = asyncio.run(probe_all(settings))
     table = Table(
-        "tier", "model id", "kind", "endpoint", "health", "latency",
-        "J/in tok", "J/out tok", "price in", "price out", "gCO2e/kWh",
+        "tier",
+        "model id",
+        "kind",
+        "endpoint",
+        "health",
+        "latency",
+        "J/in tok",
+        "J/out tok",
+        "price in",
+        "price out",
+        "gCO2e/kWh",
         title="joulegate tiers (cheapest first)",
     )
+    # The meter decides which tiers this machine's sensor can measure; ask it, don't guess.
+    meter = Meter(settings.metering, settings.tiers)
     for tier, result in zip(settings.tiers, results, strict=True):
-        table.add_row(*_row(tier, settings, result))
+        sensed = meter.sensor.source if meter.plan(tier.name).local else None
+        table.add_row(*_row(tier, settings, result, sensed))
     console.print(table)
+    console.print(f"[dim]energy sensor: {meter.sensor.name} ({meter.sensor.source})[/]")
+    meter.close()
     console.print("[dim]* metering default (docs/energy.md); set it in \\[tiers.profile][/]")
 
 

@@ -53,6 +53,7 @@ class CpuModelSensor(Sensor):
 
     name = "cpu-model"
     source = "modeled:cpu"
+    process_scoped = True
 
     def __init__(
         self,

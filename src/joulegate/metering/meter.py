@@ -5,6 +5,7 @@ split of the sensor; remote tiers are estimated from their profile.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,6 +18,8 @@ from joulegate.metering.pricing import Figures, TierLike, TierPlan
 from joulegate.metering.receipt import Receipt
 from joulegate.metering.sensors import Sensor, select_sensor
 from joulegate.metering.settings import MeteringSettings
+
+log = logging.getLogger("joulegate.metering")
 
 
 @dataclass
@@ -42,11 +45,22 @@ class Meter:
         if not tiers:
             raise ValueError("the meter needs at least one tier")
         self.settings = settings
-        self._plans = {t.name: TierPlan.resolve(t, settings) for t in tiers}
+        self._sensor = sensor if sensor is not None else select_sensor(settings)
+        wide = not self._sensor.process_scoped
+        self._plans = {
+            t.name: TierPlan.resolve(t, settings, sensor_sees_other_processes=wide) for t in tiers
+        }
         if len(self._plans) != len(tiers):
             raise ValueError("tier names must be unique")
+        for t in tiers:
+            if t.kind != "embedded" and t.profile.measured and not wide:
+                log.warning(
+                    "tier %s asks to be measured, but the %s sensor sees only this process: "
+                    "its receipts are estimated from its profile instead",
+                    t.name,
+                    self._sensor.name,
+                )
         self._baseline = self._plans[tiers[-1].name]
-        self._sensor = sensor if sensor is not None else select_sensor(settings)
         self._accountant = EnergyAccountant(self._sensor, clock)
         self._clock = clock
         self._lock = threading.Lock()

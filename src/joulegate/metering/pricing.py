@@ -58,9 +58,13 @@ class TierPlan:
     usd_per_mtok_output: float
 
     @classmethod
-    def resolve(cls, tier: TierLike, s: MeteringSettings) -> TierPlan:
+    def resolve(
+        cls, tier: TierLike, s: MeteringSettings, *, sensor_sees_other_processes: bool = True
+    ) -> TierPlan:
+        """``measured = true`` on an upstream tier is honoured only by a machine-wide sensor
+        (RAPL, NVML); a process-scoped one would see none of that server's work."""
         p = tier.profile
-        local = tier.kind == "embedded" or bool(p.measured)
+        local = tier.kind == "embedded" or (bool(p.measured) and sensor_sees_other_processes)
 
         def pick(value: float | None, default: float) -> float:
             return default if value is None else value

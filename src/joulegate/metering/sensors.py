@@ -32,6 +32,9 @@ class Sensor(ABC):
 
     name: str
     source: str
+    # True when the counter sees only this process (the CPU model): it then cannot measure
+    # a model served by another process on this machine, however local that process is.
+    process_scoped: bool = False
 
     @abstractmethod
     def energy_j(self) -> float:
