@@ -253,3 +253,23 @@ def test_gateway_tier_settings_fit_the_meter() -> None:
     meter = Meter(s.metering, s.tiers, sensor=CpuModelSensor.from_settings(s.metering))
     r = meter.begin(s.tiers[0].name).end(1, 1)
     assert r.energy_j > 0
+
+
+def test_local_worst_case_covers_a_long_answer_after_short_ones(
+    settings: MeteringSettings, cpu_sensor: CpuModelSensor
+) -> None:
+    """Budgets reserve the worst case: after cheap one-token requests (prompt cached), the
+    estimate for a long answer must still exceed what that answer really costs."""
+    meter = Meter(settings, [Tier("embedded", kind="embedded")], sensor=cpu_sensor)
+    cold = meter.worst_case("embedded", 100, 40)
+    assert cold.energy_j > 0
+    for _ in range(3):
+        w = meter.begin("embedded")
+        burn_cpu(0.005)  # one token's worth of work
+        w.end(100, 1)
+    reserved = meter.worst_case("embedded", 100, 40)
+    w = meter.begin("embedded")
+    burn_cpu(0.2)  # forty tokens' worth
+    actual = w.end(100, 40)
+    assert reserved.energy_j > actual.energy_j
+    assert reserved.cost_usd > actual.cost_usd

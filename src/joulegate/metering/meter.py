@@ -29,6 +29,7 @@ class _Observed:
     device_j: float = 0.0
     device_s: float = 0.0
     tokens: int = 0
+    completion_tokens: int = 0
 
 
 class Meter:
@@ -112,31 +113,32 @@ class Meter:
         """An upper estimate of a request's figures before it runs, for budget reservations.
 
         Remote tiers are priced per token, so this is exact for the given token counts. A
-        local tier's energy is only known afterwards: use its per-token profile if set, else
-        the mean measured so far times ``worst_case_margin``, else (before its first request)
-        every vCPU at full power for ``cold_s_per_token`` per token.
+        local tier's energy is known only afterwards. Generation dominates it (prompt tokens
+        are evaluated in batches, and a repeated prefix is cached), so the estimate is the
+        energy measured per *generated* token so far, prompt cost included, times
+        ``completion_tokens`` and ``worst_case_margin``. Before the tier's first request:
+        every vCPU at full power for ``cold_s_per_token`` per generated token, a tenth of
+        that per prompt token. A per-token profile, when set, is used as given.
         """
         plan = self.plan(tier)
         if not plan.local:
             return plan.estimated(prompt_tokens, completion_tokens)
-        tokens = prompt_tokens + completion_tokens
         s = self.settings
+        out = max(completion_tokens, 1)
         with self._lock:
             obs = self._observed[plan.name]
-            per_j = obs.device_j / obs.tokens if obs.tokens else None
-            per_s = obs.device_s / obs.tokens if obs.tokens else None
-        cold_s = s.cold_s_per_token * tokens
+            rate_j = obs.device_j / obs.completion_tokens if obs.completion_tokens else None
+            rate_s = obs.device_s / obs.completion_tokens if obs.completion_tokens else None
+        cold_s = s.cold_s_per_token * (out + prompt_tokens / 10)
+        device_s = rate_s * out * s.worst_case_margin if rate_s is not None else cold_s
         if plan.has_token_profile:
             device_j = (plan.joules_per_input_token or 0.0) * prompt_tokens + (
                 plan.joules_per_output_token or 0.0
             ) * completion_tokens
-            device_s = per_s * tokens * s.worst_case_margin if per_s is not None else cold_s
-        elif per_j is not None and per_s is not None:
-            device_j = per_j * tokens * s.worst_case_margin
-            device_s = per_s * tokens * s.worst_case_margin
+        elif rate_j is not None:
+            device_j = rate_j * out * s.worst_case_margin
         else:
             vcpus = s.vcpus or len(os.sched_getaffinity(0))
-            device_s = cold_s
             device_j = cold_s * vcpus * s.cpu_max_w_per_vcpu
         return plan.measured(device_j, device_s)
 
@@ -163,6 +165,7 @@ class Meter:
                 obs.device_j += share.joules
                 obs.device_s += share.seconds
                 obs.tokens += prompt_tokens + completion_tokens
+                obs.completion_tokens += completion_tokens
         else:
             own = plan.estimated(prompt_tokens, completion_tokens)
             source = "estimated:profile"

@@ -102,8 +102,9 @@ class MeteringSettings(BaseModel):
     # -- cache hits ---------------------------------------------------------------------------
     # Energy charged for answering from the cache. 0.0: a lookup costs microjoules, far below
     # what any sensor here resolves; the receipt says energy_source = "cache".
-    # Budget reservations for local tiers (docs/keys.md): the mean measured J per token times
-    # this margin, and before any measurement this many seconds of full power per token.
+    # Budget reservations for local tiers (docs/keys.md): the measured J per generated token
+    # times this margin; before any measurement, this many seconds of every vCPU at full
+    # power per generated token (~10 tok/s; measured here: ~55 tok/s on 2 cores).
     worst_case_margin: float = Field(default=2.0, ge=1.0)
     cold_s_per_token: float = Field(default=0.1, gt=0)
     cache_hit_j: float = Field(default=0.0, ge=0)
