@@ -109,3 +109,39 @@ def start_gateway(
         time.sleep(0.2)
     gw.stop()
     raise RuntimeError(f"gateway did not become healthy in {wait_s}s:\n{gw.log()[-4000:]}")
+
+
+# -- tier configs the gateway tests share ---------------------------------------------------
+
+EMBEDDED_TIER = """
+[[tiers]]
+name = "embedded"
+kind = "embedded"
+model = "gemma-3-270m"
+"""
+
+
+def openai_tier(name: str, model: str, base_url: str, **options: object) -> str:
+    """A ``[[tiers]]`` TOML block for an OpenAI-compatible upstream; nested ``profile``
+    options come as a dict."""
+    profile = options.pop("profile", None)
+    lines = [
+        "[[tiers]]",
+        f'name = "{name}"',
+        'kind = "openai"',
+        f'model = "{model}"',
+        f'base_url = "{base_url}"',
+    ]
+    lines += [f"{k} = {_toml(v)}" for k, v in options.items()]
+    if isinstance(profile, dict):
+        lines.append("[tiers.profile]")
+        lines += [f"{k} = {_toml(v)}" for k, v in profile.items()]
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)

@@ -68,13 +68,25 @@ def llama_server() -> Iterator[str]:
     threads = str(max(1, min(2, len(os.sched_getaffinity(0)))))
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(model), "--model_alias", LLAMA_MODEL_ALIAS,
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            LLAMA_MODEL_ALIAS,
             # The GGUF's template is not recognised by llama-cpp-python 0.3; without this
             # it falls back to llama-2 framing and Gemma answers with an empty string.
-            "--chat_format", "gemma",
-            "--host", "127.0.0.1", "--port", str(port),
-            "--n_ctx", "1024", "--n_threads", threads,
+            "--chat_format",
+            "gemma",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+            "--n_threads",
+            threads,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -71,8 +71,13 @@ class FaultUpstream:
                 self.mode = change.get("mode", self.mode)
                 self.health = change.get("health", self.health)
                 self.counters = dict.fromkeys(self.counters, 0)
-            state = {"mode": self.mode, "health": self.health, **self.counters,
-                     "last_body": self.last_body, "last_auth": self.last_auth}
+            state = {
+                "mode": self.mode,
+                "health": self.health,
+                **self.counters,
+                "last_body": self.last_body,
+                "last_auth": self.last_auth,
+            }
             await _json(send, 200, state)
         elif path == "/health":
             self.counters["health_checks"] += 1
@@ -108,8 +113,13 @@ class FaultUpstream:
             return await _json(send, 401, _error(msg, "invalid_request_error"))
         if mode == "json" or not req.get("stream"):
             return await _json(send, 200, _completion(req))
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
         # uvicorn drops writes after a disconnect silently, so watch for it explicitly.
         streaming = asyncio.ensure_future(self._stream(mode, req, send))
         gone = asyncio.ensure_future(_disconnected(receive))
@@ -125,14 +135,25 @@ class FaultUpstream:
 
     async def _stream(self, mode: str, req: dict[str, Any], send: Any) -> None:
         async def event(data: str) -> None:
-            await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(),
-                        "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": f"data: {data}\n\n".encode(),
+                    "more_body": True,
+                }
+            )
 
         cid, model = f"chatcmpl-{time.time_ns()}", req.get("model", "fault-model")
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            return json.dumps({"id": cid, "object": "chat.completion.chunk", "model": model,
-                               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            return json.dumps(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+            )
 
         await event(chunk({"role": "assistant", "content": ""}))
         if mode == "stall":
@@ -149,10 +170,22 @@ class FaultUpstream:
             await event(chunk({"content": part}))
         await event(chunk({}, "stop"))
         if mode != "nousage" and (req.get("stream_options") or {}).get("include_usage"):
-            usage = {"prompt_tokens": 11, "completion_tokens": len(parts),
-                     "total_tokens": 11 + len(parts)}
-            await event(json.dumps({"id": cid, "object": "chat.completion.chunk", "model": model,
-                                    "choices": [], "usage": usage}))
+            usage = {
+                "prompt_tokens": 11,
+                "completion_tokens": len(parts),
+                "total_tokens": 11 + len(parts),
+            }
+            await event(
+                json.dumps(
+                    {
+                        "id": cid,
+                        "object": "chat.completion.chunk",
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
+            )
         await event("[DONE]")
 
 
@@ -164,12 +197,17 @@ async def _disconnected(receive: Any) -> None:
 def _completion(req: dict[str, Any]) -> dict[str, Any]:
     text = "".join(ANSWER)
     return {
-        "id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion",
+        "id": f"chatcmpl-{time.time_ns()}",
+        "object": "chat.completion",
         "model": req.get("model", "fault-model"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 11, "completion_tokens": len(ANSWER),
-                  "total_tokens": 11 + len(ANSWER)},
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": 11,
+            "completion_tokens": len(ANSWER),
+            "total_tokens": 11 + len(ANSWER),
+        },
     }
 
 
@@ -179,9 +217,16 @@ def _error(message: str, type_: str) -> dict[str, Any]:
 
 async def _json(send: Any, status: int, obj: Any) -> None:
     body = json.dumps(obj).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -193,8 +238,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mode", choices=MODES, default="ok")
     args = parser.parse_args()
-    uvicorn.run(FaultUpstream(args.mode), host=args.host, port=args.port, log_level="warning",
-                timeout_graceful_shutdown=1)
+    uvicorn.run(
+        FaultUpstream(args.mode),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,10 @@ def test_stream_forces_usage_and_passes_extras_through(
 ) -> None:
     monkeypatch.setenv("FAULT_KEY", "sk-test-123")
     params = ChatParams(
-        messages=PARAMS.messages, max_tokens=8, temperature=0.0, stop=["\n"],
+        messages=PARAMS.messages,
+        max_tokens=8,
+        temperature=0.0,
+        stop=["\n"],
         extra={"user": "alice", "stream_options": {"continuous_usage_stats": True}},
     )
     b = backend(fault.url, api_key_env="FAULT_KEY", extra_body={"top_k": 5})

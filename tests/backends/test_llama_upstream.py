@@ -17,8 +17,12 @@ QUESTION = [{"role": "user", "content": "Write one sentence about the sea."}]
 
 def backend(url: str) -> HTTPBackend:
     return HTTPBackend(
-        "llama-server", LLAMA_MODEL_ALIAS, url,
-        connect_timeout_s=2.0, first_token_timeout_s=30.0, total_timeout_s=60.0,
+        "llama-server",
+        LLAMA_MODEL_ALIAS,
+        url,
+        connect_timeout_s=2.0,
+        first_token_timeout_s=30.0,
+        total_timeout_s=60.0,
     )
 
 

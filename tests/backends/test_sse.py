@@ -25,7 +25,15 @@ def _data(*lines: str) -> list[str]:
 
 def test_events_split_on_blank_lines_and_skip_comments_and_fields() -> None:
     assert _data(
-        ": ping", "event: message", 'data: {"a":1}', "", "id: 7", "data:x", "data: y", "\r", "",
+        ": ping",
+        "event: message",
+        'data: {"a":1}',
+        "",
+        "id: 7",
+        "data:x",
+        "data: y",
+        "\r",
+        "",
         "data: [DONE]",
     ) == ['{"a":1}', "x\ny", "[DONE]"]
 

@@ -44,8 +44,11 @@ connect_timeout_s = 1.0
     app.command()(tiers)
     result = CliRunner().invoke(app, ["--config", str(config)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines()
-            if line.count("│") > 5}
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in result.output.splitlines()
+        if line.count("│") > 5
+    }
     assert "in-process" in rows["embedded"] and "modeled:cpu" in rows["embedded"]
     assert "lan/fault-model" in rows["lan"] and "up" in rows["lan"]
     assert "/v1/models -> HTTP 200" in rows["lan"]

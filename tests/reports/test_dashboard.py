@@ -186,21 +186,9 @@ def _browser_or_skip() -> Any:
     return sync_playwright
 
 
-TWO_TIERS = """
-[[tiers]]
-name = "embedded"
-kind = "embedded"
-model = "gemma-3-270m"
-
-# The largest tier: a real OpenAI-compatible process on loopback standing in for a hosted
+# The largest tier is a real OpenAI-compatible process on loopback standing in for a hosted
 # model (none can be reached from here). Its receipts are estimates from the default
 # remote profile, as they would be for a real hosted API.
-[[tiers]]
-name = "large"
-kind = "openai"
-model = "hosted-large"
-base_url = "{url}"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -210,10 +198,13 @@ def two_tier_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     import openai
 
     from backends.upstreams import start_fault_server
-    from gateway_proc import start_gateway
+    from gateway_proc import EMBEDDED_TIER, openai_tier, start_gateway
 
     upstream = start_fault_server("ok")
-    gw = start_gateway(tmp_path_factory.mktemp("dash"), TWO_TIERS.format(url=upstream.url))
+    gw = start_gateway(
+        tmp_path_factory.mktemp("dash"),
+        EMBEDDED_TIER + openai_tier("large", "hosted-large", upstream.url),
+    )
     try:
         client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key="x", timeout=120)
         questions = ["Say hi.", "What is 2+2?", "Name a colour.", "Capital of France?"]

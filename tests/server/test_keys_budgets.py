@@ -15,30 +15,17 @@ import pytest
 import sqlalchemy as sa
 
 from backends.upstreams import FaultServer, start_fault_server
-from gateway_proc import GatewayProcess, start_gateway
+from gateway_proc import EMBEDDED_TIER, GatewayProcess, openai_tier, start_gateway
 
 # The remote tier is a real OpenAI-compatible process on loopback (a stand-in for a hosted
 # API) that always answers with 6 completion tokens; its price profile makes every request
 # cost exactly $6 and 6 J, so "a budget that covers 10" is exact.
-REMOTE = """
-[[tiers]]
-name = "remote"
-kind = "openai"
-model = "fault"
-base_url = "{url}"
-max_retries = 0
-[tiers.profile]
-joules_per_input_token = 0.0
-joules_per_output_token = 1.0
-usd_per_mtok_input = 0.0
-usd_per_mtok_output = 1000000.0
-"""
-EMBEDDED = """
-[[tiers]]
-name = "embedded"
-kind = "embedded"
-model = "gemma-3-270m"
-"""
+PRICED = {
+    "joules_per_input_token": 0.0,
+    "joules_per_output_token": 1.0,
+    "usd_per_mtok_input": 0.0,
+    "usd_per_mtok_output": 1000000.0,
+}
 PER_REQUEST_USD = 6.0
 BODY = {"model": "remote/fault", "max_tokens": 6, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -52,7 +39,8 @@ def upstream() -> Iterator[FaultServer]:
 
 def _config(url: str, with_embedded: bool = False) -> str:
     head = '[server]\nauth = "on"\n'
-    return head + (EMBEDDED if with_embedded else "") + REMOTE.format(url=url)
+    remote = openai_tier("remote", "fault", url, max_retries=0, profile=PRICED)
+    return head + (EMBEDDED_TIER if with_embedded else "") + remote
 
 
 def _cli(gw: GatewayProcess, *args: str) -> subprocess.CompletedProcess[str]:

@@ -8,20 +8,8 @@ import openai
 import pytest
 
 from backends.upstreams import FaultServer, start_fault_server
-from gateway_proc import GatewayProcess, start_gateway
+from gateway_proc import EMBEDDED_TIER, GatewayProcess, openai_tier, start_gateway
 
-CONFIG = """
-[[tiers]]
-name = "embedded"
-kind = "embedded"
-model = "gemma-3-270m"
-
-[[tiers]]
-name = "large"
-kind = "openai"
-model = "hosted-large"
-base_url = "{url}"
-"""
 EASY = "Name a primary colour."
 HARD = (
     "A train leaves at 3:40 pm travelling 84 km/h; a second leaves the same station at 4:15 pm "
@@ -34,7 +22,8 @@ HARD = (
 def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
     upstream: FaultServer = start_fault_server("ok")
     gw: GatewayProcess = start_gateway(
-        tmp_path_factory.mktemp("routed"), CONFIG.format(url=upstream.url)
+        tmp_path_factory.mktemp("routed"),
+        EMBEDDED_TIER + openai_tier("large", "hosted-large", upstream.url),
     )
     try:
         yield openai.OpenAI(base_url=gw.base_url + "/v1", api_key="x", max_retries=0)

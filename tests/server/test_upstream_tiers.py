@@ -17,25 +17,20 @@ from joulegate.ledger import Ledger
 
 from backends.conftest import llama_server  # noqa: F401 - a fixture, used by name
 from backends.upstreams import FaultServer, start_fault_server
-from gateway_proc import GatewayProcess, start_gateway
+from gateway_proc import EMBEDDED_TIER, GatewayProcess, openai_tier, start_gateway
 
-EMBEDDED = """
-[[tiers]]
-name = "embedded"
-kind = "embedded"
-model = "gemma-3-270m"
-"""
-REMOTE = """
-[[tiers]]
-name = "remote"
-kind = "openai"
-model = "{model}"
-base_url = "{url}"
-first_token_timeout_s = 2.0
-total_timeout_s = 15.0
-max_retries = 0
-breaker_failure_threshold = 1000
-"""
+FAST_FAIL = {
+    "first_token_timeout_s": 2.0,
+    "total_timeout_s": 15.0,
+    "max_retries": 0,
+    "breaker_failure_threshold": 1000,
+}
+
+
+def remote(model: str, url: str) -> str:
+    return openai_tier("remote", model, url, **FAST_FAIL)
+
+
 ASK = [{"role": "user", "content": "Name a primary colour."}]
 
 
@@ -46,7 +41,7 @@ def _row(gw: GatewayProcess, request_id: str) -> dict[str, object]:
 
 
 def test_real_llama_cpp_server_as_upstream_tier(tmp_path: Path, llama_server: str) -> None:  # noqa: F811
-    gw = start_gateway(tmp_path, EMBEDDED + REMOTE.format(model="gemma-3-270m", url=llama_server))
+    gw = start_gateway(tmp_path, EMBEDDED_TIER + remote("gemma-3-270m", llama_server))
     try:
         client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key="x", max_retries=0)
         resp = client.chat.completions.create(
@@ -81,9 +76,7 @@ def faulty() -> Iterator[tuple[GatewayProcess, FaultServer]]:
     import tempfile
 
     upstream = start_fault_server("ok")
-    gw = start_gateway(
-        Path(tempfile.mkdtemp()), EMBEDDED + REMOTE.format(model="fault", url=upstream.url)
-    )
+    gw = start_gateway(Path(tempfile.mkdtemp()), EMBEDDED_TIER + remote("fault", upstream.url))
     try:
         yield gw, upstream
     finally:
@@ -100,7 +93,7 @@ def test_failing_upstream_falls_back_to_the_next_tier(
         # A process of its own: it exits mid-answer. Point the tier at it by restarting
         # nothing: the shared server is switched to 'die' on a private copy instead.
         upstream = start_fault_server("die")
-        own = start_gateway(tmp_path, EMBEDDED + REMOTE.format(model="fault", url=upstream.url))
+        own = start_gateway(tmp_path, EMBEDDED_TIER + remote("fault", upstream.url))
         gw = own
     else:
         shared.set(mode=mode)
@@ -127,7 +120,7 @@ def test_failing_upstream_falls_back_to_the_next_tier(
 
 def test_upstream_killed_before_the_request_falls_back(tmp_path: Path) -> None:
     upstream = start_fault_server("ok")
-    gw = start_gateway(tmp_path, EMBEDDED + REMOTE.format(model="fault", url=upstream.url))
+    gw = start_gateway(tmp_path, EMBEDDED_TIER + remote("fault", upstream.url))
     try:
         upstream.kill()
         r = httpx.post(
@@ -146,7 +139,7 @@ def test_upstream_killed_before_the_request_falls_back(tmp_path: Path) -> None:
 def test_upstream_dying_mid_stream_ends_the_stream_with_an_error_event(tmp_path: Path) -> None:
     """Tokens already reached the client, so no fallback: an in-band error, then [DONE]."""
     upstream = start_fault_server("die")
-    gw = start_gateway(tmp_path, EMBEDDED + REMOTE.format(model="fault", url=upstream.url))
+    gw = start_gateway(tmp_path, EMBEDDED_TIER + remote("fault", upstream.url))
     try:
         r = httpx.post(
             gw.base_url + "/v1/chat/completions",
@@ -168,7 +161,7 @@ def test_upstream_dying_mid_stream_ends_the_stream_with_an_error_event(tmp_path:
 
 def test_no_tier_left_is_a_clean_openai_error_with_a_ledger_row(tmp_path: Path) -> None:
     upstream = start_fault_server("500")
-    gw = start_gateway(tmp_path, REMOTE.format(model="fault", url=upstream.url))
+    gw = start_gateway(tmp_path, remote("fault", upstream.url))
     try:
         client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key="x", max_retries=0)
         with pytest.raises(openai.APIStatusError) as info:
@@ -184,7 +177,7 @@ def test_no_tier_left_is_a_clean_openai_error_with_a_ledger_row(tmp_path: Path) 
 
 def test_two_gateways_share_one_postgres_ledger(tmp_path: Path, postgres_url: str) -> None:
     upstream = start_fault_server("ok")
-    config = REMOTE.format(model="fault", url=upstream.url)
+    config = remote("fault", upstream.url)
     a = start_gateway(tmp_path / "a", config, ledger_url=postgres_url)
     b = start_gateway(tmp_path / "b", config, ledger_url=postgres_url)
 
