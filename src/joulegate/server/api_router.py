@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from joulegate.server.auth import authenticate
+from joulegate.server.planning import AUTO
 from joulegate.server.protocol import ChatCompletionRequest
-from joulegate.server.serving import AUTO, ChatService
+from joulegate.server.serving import ChatService
 
 router = APIRouter()
 

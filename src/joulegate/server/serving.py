@@ -23,28 +23,17 @@ from joulegate.backends.base import (
     Started,
     StreamEvent,
     TextDelta,
-    Usage,
 )
-from joulegate.backends.prompt_frame import message_text
 from joulegate.ledger import KeyInfo, LedgerRecord
 from joulegate.metering import MeterWindow, Receipt, observe
 from joulegate.server.budget import Hold, prompt_token_bound
 from joulegate.server.chunks import ChunkWriter, completion_body, new_id
 from joulegate.server.errors import APIError
 from joulegate.server.gateway import Gateway, Tier
+from joulegate.server.planning import Plan, plan_request, with_fallbacks
 from joulegate.server.protocol import ChatCompletionRequest
 
 log = logging.getLogger("joulegate.serving")
-
-AUTO = "auto"
-
-
-@dataclass
-class Plan:
-    """Which tiers to try, in order, and why the first was chosen."""
-
-    tiers: list[Tier]
-    route: dict[str, Any] | None = None
 
 
 @dataclass
@@ -81,50 +70,10 @@ class ChatService:
 
     # -- planning ---------------------------------------------------------------------
 
-    def plan(self, req: ChatCompletionRequest) -> Plan:
-        if req.model == AUTO:
-            return self._route(req)
-        tier = self.gw.find_model(req.model)
-        if tier is None:
-            raise APIError(
-                404,
-                f"The model '{req.model}' does not exist. Available: "
-                + ", ".join([AUTO, *(t.public_id for t in self.gw.tiers)]),
-                param="model",
-                code="model_not_found",
-            )
-        return Plan(self._with_fallbacks(tier))
-
-    def _route(self, req: ChatCompletionRequest) -> Plan:
-        tiers = self.gw.tiers
-        router = self.gw.router
-        if router is None or len(tiers) == 1:
-            return Plan(
-                self._with_fallbacks(tiers[0]), {"tier": tiers[0].name, "reason": "single tier"}
-            )
-        target = req.joulegate.quality_target if req.joulegate else None
-        prompt = "\n".join(
-            message_text(m) for m in req.messages_as_dicts() if m["role"] != "assistant"
-        )
-        decision = router.decide(prompt, [t.name for t in tiers], target)
-        route = {
-            "tier": decision.tier,
-            "scores": {k: round(v, 4) for k, v in decision.scores.items()},
-            "quality_target": decision.quality_target,
-            "decision_ms": round(decision.decision_ms, 3),
-        }
-        return Plan(self._with_fallbacks(self.gw.tier(decision.tier)), route)
-
-    def _with_fallbacks(self, first: Tier) -> list[Tier]:
-        """The chosen tier, then the more capable ones, then the cheaper ones as a last resort."""
-        tiers = self.gw.tiers
-        i = tiers.index(first)
-        return [first, *tiers[i + 1 :], *reversed(tiers[:i])]
-
     # -- entry point ------------------------------------------------------------------
 
     async def create(self, req: ChatCompletionRequest, key: KeyInfo | None = None) -> Outcome:
-        plan = self.plan(req)
+        plan = plan_request(self.gw, req)
         messages = req.messages_as_dicts()
         call = _Call(new_id(), datetime.now(UTC), req.stream, key, plan.route)
         max_tokens = req.token_limit()
@@ -169,7 +118,7 @@ class ChatService:
             return plan
         route = {**(plan.route or {}), "tier": call.hold.tier, "downgraded_from": first.name}
         call.route = route
-        return Plan(self._with_fallbacks(self.gw.tier(call.hold.tier)), route)
+        return Plan(with_fallbacks(self.gw, self.gw.tier(call.hold.tier)), route)
 
     # -- non-streaming ----------------------------------------------------------------
 
@@ -417,4 +366,4 @@ def _client_error(exc: BackendError) -> APIError:
     return APIError(status, message, type=exc.error_type, code=exc.code)
 
 
-__all__ = ["AUTO", "ChatService", "Outcome", "Plan", "Usage"]
+__all__ = ["ChatService", "Outcome"]
