@@ -1,0 +1,1 @@
+"""joulegate benchmarks: ``python -m benchmarks`` runs them all; see README.md."""
