@@ -57,6 +57,9 @@ RETRY_BASE_S = 0.2
 RETRY_CAP_S = 2.0
 # Most of an error body kept for the message; upstream errors can be whole HTML pages.
 ERROR_BODY_LIMIT = 4096
+# Connection pools per upstream tier: httpcore checks every pooled connection on each
+# request (O(connections)), so several small pools keep that check short under load.
+POOL_SHARDS = 8
 # How long to wait for the end of a response after its [DONE] event.
 DRAIN_S = 1.0
 
@@ -130,6 +133,9 @@ class HTTPBackend(Backend):
         )
         self.breaker = CircuitBreaker(tier, self.probe, breaker)
         self._client: httpx.AsyncClient | None = None
+        self._shards: list[httpx.AsyncClient] = []
+        self._in_flight: list[int] = []
+        self._per_shard = 1
         self._warned_no_usage = False
 
     @classmethod
@@ -168,16 +174,25 @@ class HTTPBackend(Backend):
                 write=self.connect_timeout_s,
                 pool=self.connect_timeout_s,
             )
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url, timeout=timeout, limits=self.limits
-            )
+            per = -(-(self.limits.max_connections or 100) // POOL_SHARDS)
+            self._per_shard = per
+            self._shards = [
+                httpx.AsyncClient(
+                    base_url=self.base_url,
+                    timeout=timeout,
+                    limits=httpx.Limits(max_connections=per, max_keepalive_connections=per),
+                )
+                for _ in range(POOL_SHARDS)
+            ]
+            self._in_flight = [0] * POOL_SHARDS
+            self._client = self._shards[0]
         if self.api_key_env and not os.environ.get(self.api_key_env):
             log.warning("tier %s: $%s is not set; requests will fail", self.tier, self.api_key_env)
 
     async def aclose(self) -> None:
         await self.breaker.aclose()
-        client, self._client = self._client, None
-        if client is not None:
+        shards, self._shards, self._client = self._shards, [], None
+        for client in shards:
             await client.aclose()
 
     @property
@@ -275,7 +290,10 @@ class HTTPBackend(Backend):
                     raise
                 log.warning(
                     "tier %s: attempt %d failed (%s); retrying in %.2fs",
-                    self.tier, attempt + 1, exc, delay,
+                    self.tier,
+                    attempt + 1,
+                    exc,
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 attempt += 1
@@ -320,17 +338,40 @@ class HTTPBackend(Backend):
             return None
         return delay
 
+    def _pick_shard(self) -> int:
+        """The first pool with a free connection: one request at a time reuses one
+        connection; concurrency spreads over as few pools as it needs."""
+        for i, n in enumerate(self._in_flight):
+            if n < self._per_shard:
+                return i
+        return min(range(len(self._in_flight)), key=self._in_flight.__getitem__)
+
     async def _attempt(
         self, body: dict[str, Any], deadline: float, prompt_chars: int
+    ) -> AsyncGenerator[StreamEvent, None]:
+        if not self._shards:
+            raise BackendUnavailable(f"tier {self.tier!r} is not started")
+        shard = self._pick_shard()
+        self._in_flight[shard] += 1
+        events = self._attempt_on(self._shards[shard], body, deadline, prompt_chars)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            self._in_flight[shard] -= 1
+            await events.aclose()
+
+    async def _attempt_on(
+        self, client: httpx.AsyncClient, body: dict[str, Any], deadline: float, prompt_chars: int
     ) -> AsyncGenerator[StreamEvent, None]:
         """One upstream request, as events; every wait is bounded by a deadline."""
         loop = asyncio.get_running_loop()
         first_by = min(deadline, loop.time() + self.first_token_timeout_s)
         headers = {**self._headers(), "accept": "text/event-stream"}
-        request = self.client.build_request("POST", CHAT_PATH, json=body, headers=headers)
+        request = client.build_request("POST", CHAT_PATH, json=body, headers=headers)
         try:
             async with asyncio.timeout_at(first_by):
-                resp = await self.client.send(request, stream=True)
+                resp = await client.send(request, stream=True)
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise self._timeout(exc, first=True) from None
         except httpx.HTTPError as exc:

@@ -7,6 +7,7 @@ The baseline counters sit beside the actual ones so a dashboard computes savings
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
@@ -20,6 +21,7 @@ class MeteringMetrics:
     """The collectors, registered once on ``registry`` (a test passes its own)."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self._bound: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self.registry = registry
         self.requests = Counter(
             "joulegate_requests",
@@ -82,20 +84,37 @@ class MeteringMetrics:
         )
 
     def observe(self, receipt: Receipt, status: str = "ok") -> None:
-        t = receipt.tier
-        self.requests.labels(t, status, receipt.energy_source).inc()
-        self.latency.labels(t).observe(receipt.latency_ms / 1000.0)
+        # ``labels()`` validates and locks on every call; bind each label set once.
+        key = (receipt.tier, status, receipt.energy_source)
+        bound = self._bound.get(key)
+        if bound is None:
+            t, src = receipt.tier, receipt.energy_source
+            bound = self._bound[key] = (
+                self.requests.labels(t, status, src),
+                self.latency.labels(t),
+                self.ttft.labels(t),
+                self.energy.labels(t, src),
+                self.co2e.labels(t),
+                self.cost.labels(t),
+                self.tokens.labels(t, "prompt"),
+                self.tokens.labels(t, "completion"),
+                self.baseline_energy.labels(t),
+                self.baseline_cost.labels(t),
+                self.baseline_co2e.labels(t),
+            )
+        req, lat, ttft, energy, co2e, cost, tok_p, tok_c, b_energy, b_cost, b_co2e = bound
+        req.inc()
+        lat.observe(receipt.latency_ms / 1000.0)
         if receipt.ttft_ms is not None:
-            self.ttft.labels(t).observe(receipt.ttft_ms / 1000.0)
-        # Counters reject negative increments; receipts are never negative, but be safe.
-        self.energy.labels(t, receipt.energy_source).inc(max(0.0, receipt.energy_j))
-        self.co2e.labels(t).inc(max(0.0, receipt.co2e_g))
-        self.cost.labels(t).inc(max(0.0, receipt.cost_usd))
-        self.tokens.labels(t, "prompt").inc(receipt.prompt_tokens)
-        self.tokens.labels(t, "completion").inc(receipt.completion_tokens)
-        self.baseline_energy.labels(t).inc(max(0.0, receipt.baseline_energy_j))
-        self.baseline_cost.labels(t).inc(max(0.0, receipt.baseline_cost_usd))
-        self.baseline_co2e.labels(t).inc(max(0.0, receipt.baseline_co2e_g))
+            ttft.observe(receipt.ttft_ms / 1000.0)
+        energy.inc(max(0.0, receipt.energy_j))
+        co2e.inc(max(0.0, receipt.co2e_g))
+        cost.inc(max(0.0, receipt.cost_usd))
+        tok_p.inc(receipt.prompt_tokens)
+        tok_c.inc(receipt.completion_tokens)
+        b_energy.inc(max(0.0, receipt.baseline_energy_j))
+        b_cost.inc(max(0.0, receipt.baseline_cost_usd))
+        b_co2e.inc(max(0.0, receipt.baseline_co2e_g))
 
 
 _default: MeteringMetrics | None = None

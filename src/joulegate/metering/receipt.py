@@ -32,7 +32,8 @@ class Receipt:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready; the server puts it in the response's top-level ``joulegate`` object."""
-        return dataclasses.asdict(self)
+        # Flat fields only: a shallow copy, not dataclasses.asdict's recursive deepcopy.
+        return {name: getattr(self, name) for name in _FIELDS}
 
     def headers(self) -> dict[str, str]:
         """The headline figures as HTTP headers (``%.6g``: enough for micro-dollars)."""
@@ -54,3 +55,6 @@ class Receipt:
     @property
     def co2e_saved_g(self) -> float:
         return self.baseline_co2e_g - self.co2e_g
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Receipt))
