@@ -28,7 +28,10 @@ browser:
 	  echo "chromium not installed: the dashboard test will skip (run as root to install it)"
 
 services:
-	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { command -v pg_ctlcluster >/dev/null && \
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+	  command -v pg_ctlcluster >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }; \
+	  command -v pg_ctlcluster >/dev/null && \
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; } || \
 	  echo "PostgreSQL not running: PostgreSQL tests will skip (or fail under JOULEGATE_REQUIRE_SERVICES=1)"
 
