@@ -7,7 +7,7 @@ the server does.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from joulegate.backends import build_backend
@@ -46,7 +46,6 @@ class Gateway:
     keys: KeyStore
     budget: BudgetGuard
     router: Router | None = None
-    _started: bool = field(default=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
@@ -87,7 +86,6 @@ class Gateway:
         await self.ledger.start()
         for t in self.tiers:
             await t.backend.start()
-        self._started = True
         log.info(
             "joulegate ready: tiers=%s sensor=%s",
             [t.public_id for t in self.tiers],
@@ -102,4 +100,3 @@ class Gateway:
                 log.exception("closing tier %s", t.name)
         # Last: every receipt written by the requests above is flushed here.
         await self.ledger.close()
-        self._started = False

@@ -361,9 +361,8 @@ async def _metered(
 
 
 def _client_error(exc: BackendError) -> APIError:
-    status = exc.status_code
-    message = str(exc) if status < 500 else f"{exc}"
-    return APIError(status, message, type=exc.error_type, code=exc.code)
+    """Backend errors are written for clients (keys scrubbed, no internals)."""
+    return APIError(exc.status_code, str(exc), type=exc.error_type, code=exc.code)
 
 
 __all__ = ["ChatService", "Outcome"]
