@@ -128,12 +128,6 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file))
         return tuple(sources)
 
-    def tier(self, name: str) -> TierSettings:
-        for t in self.tiers:
-            if t.name == name:
-                return t
-        raise KeyError(name)
-
 
 def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
     """Build settings from a TOML file (explicit, or ``JOULEGATE_CONFIG``) plus the environment."""

@@ -124,12 +124,6 @@ class EmbeddedBackend(Backend):
             self._llm.close()
             self._llm = None
 
-    def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
-        """Token count of the framed prompt; safe off the worker (uses only the vocab)."""
-        if self._llm is None:
-            raise BackendError("embedded model is not loaded")
-        return len(self._llm.tokenize(prompt_frame.render(messages).encode("utf-8")))
-
     async def stream(self, params: ChatParams) -> AsyncIterator[StreamEvent]:
         if self._llm is None:
             raise BackendError("embedded model is not loaded")
