@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from joulegate.backends.base import (
     Backend,
@@ -34,6 +34,10 @@ from joulegate.server.planning import Plan, plan_request, with_fallbacks
 from joulegate.server.protocol import ChatCompletionRequest
 
 log = logging.getLogger("joulegate.serving")
+
+_T = TypeVar("_T")
+# A stream that has produced its first event: the rest of it, and that event.
+_Opened = tuple[AsyncIterator[TextDelta | Finish], TextDelta | Finish]
 
 
 @dataclass
@@ -67,8 +71,6 @@ class ChatService:
         self.gw = gateway
         # Ledger writes for streams the client abandoned: awaited on shutdown, not per request.
         self._detached: set[asyncio.Task[None]] = set()
-
-    # -- planning ---------------------------------------------------------------------
 
     # -- entry point ------------------------------------------------------------------
 
@@ -120,32 +122,47 @@ class ChatService:
         call.route = route
         return Plan(with_fallbacks(self.gw, self.gw.tier(call.hold.tier)), route)
 
-    # -- non-streaming ----------------------------------------------------------------
+    # -- trying tiers in order --------------------------------------------------------
 
-    async def _complete(self, plan: Plan, params: ChatParams, call: _Call) -> Outcome:
+    async def _first_answer(
+        self,
+        plan: Plan,
+        call: _Call,
+        attempt: Callable[[Tier, MeterWindow], Awaitable[_T]],
+    ) -> tuple[Tier, MeterWindow, _T]:
+        """Run ``attempt`` on each planned tier until one succeeds. A retryable failure falls
+        back to the next tier; the last failure is recorded and becomes the client's error."""
         for i, tier in enumerate(plan.tiers):
             window = self.gw.meter.begin(tier.name, weight=0.0 if tier.backend.queues else 1.0)
             try:
-                completion = await _collect(tier.backend, params, window)
+                return tier, window, await attempt(tier, window)
             except BackendError as exc:
                 if await self._should_fall_back(exc, plan, i, call, tier, window):
                     continue
                 await self._record_failure(call, tier, window, exc)
                 raise _client_error(exc) from exc
-            receipt = window.end(completion.usage.prompt_tokens, completion.usage.completion_tokens)
-            await self._settle(call, tier, receipt, "ok", 200)
-            info = self._info(call, tier, receipt)
-            body = completion_body(
-                call.request_id,
-                tier.public_id,
-                int(call.started.timestamp()),
-                completion.text,
-                completion.finish_reason,
-                completion.usage,
-                info,
-            )
-            return Outcome(self._headers(tier, receipt), body=body)
         raise AssertionError("a plan always has a tier")  # pragma: no cover
+
+    # -- non-streaming ----------------------------------------------------------------
+
+    async def _complete(self, plan: Plan, params: ChatParams, call: _Call) -> Outcome:
+        async def attempt(tier: Tier, window: MeterWindow) -> Completion:
+            return await _collect(tier.backend, params, window)
+
+        tier, window, completion = await self._first_answer(plan, call, attempt)
+        receipt = window.end(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        await self._settle(call, tier, receipt, "ok", 200)
+        info = self._info(call, tier, receipt)
+        body = completion_body(
+            call.request_id,
+            tier.public_id,
+            int(call.started.timestamp()),
+            completion.text,
+            completion.finish_reason,
+            completion.usage,
+            info,
+        )
+        return Outcome(self._headers(tier, receipt), body=body)
 
     # -- streaming --------------------------------------------------------------------
 
@@ -154,21 +171,20 @@ class ChatService:
     ) -> Outcome:
         """Wait for the first event before answering, so a failing tier can still fall back
         and a bad request still gets a proper status code instead of a broken stream."""
-        for i, tier in enumerate(plan.tiers):
-            window = self.gw.meter.begin(tier.name, weight=0.0 if tier.backend.queues else 1.0)
+
+        async def attempt(tier: Tier, window: MeterWindow) -> _Opened:
             events = _metered(tier.backend.stream(params), window)
             try:
-                first = await anext(events)
+                return events, await anext(events)
             except (BackendError, StopAsyncIteration) as exc:
                 await events.aclose()  # type: ignore[attr-defined]
-                err = exc if isinstance(exc, BackendError) else BackendError("empty answer")
-                if await self._should_fall_back(err, plan, i, call, tier, window):
-                    continue
-                await self._record_failure(call, tier, window, err)
-                raise _client_error(err) from exc
-            body = self._sse(tier, events, first, window, call, include_usage)
-            return Outcome(self._headers(tier, None), stream=body)
-        raise AssertionError("a plan always has a tier")  # pragma: no cover
+                if isinstance(exc, BackendError):
+                    raise
+                raise BackendError(f"tier {tier.name!r} sent an empty answer") from exc
+
+        tier, window, (events, first) = await self._first_answer(plan, call, attempt)
+        body = self._sse(tier, events, first, window, call, include_usage)
+        return Outcome(self._headers(tier, None), stream=body)
 
     async def _sse(
         self,
