@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import embedded_speed, memory, metering_cost, overhead
-from benchmarks._common import console
+from benchmarks import auth_timing, embedded_speed, memory, metering_cost, overhead
+from benchmarks._output import console
 
 BENCHMARKS = {
     "overhead": overhead.main,
     "embedded_speed": embedded_speed.main,
     "metering_cost": metering_cost.main,
     "memory": memory.main,
+    "auth_timing": auth_timing.main,
 }
 
 

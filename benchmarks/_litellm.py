@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks._common import AUTH, HERE, Proc, console, free_port, spawn
+from benchmarks._load import AUTH
+from benchmarks._output import HERE, console
+from benchmarks._procs import Proc, free_port, spawn
 
 VENV = HERE / ".venv-litellm"
 LITELLM = VENV / "bin" / "litellm"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -25,15 +24,9 @@ from typing import Any
 
 import httpx
 
-from benchmarks._common import (
-    OUT,
-    console,
-    load_average,
-    machine_info,
-    print_table,
-    start_joulegate,
-    write_result,
-)
+from benchmarks._machine import load_average, machine_info
+from benchmarks._output import OUT, console, print_table, write_result
+from benchmarks._servers import start_joulegate
 
 NAME = "embedded_speed"
 TARGET_GEN_RATIO = 0.95
@@ -179,10 +172,11 @@ def _rates(samples: list[Sample]) -> dict[str, float]:
 
 
 def run(prompts: list[str], rounds: int, max_tokens: int) -> dict[str, Any]:
-    from joulegate.config import EmbeddedSettings
+    from joulegate._platform import vcpu_count
+    from joulegate.backends.settings import EmbeddedSettings
 
     cfg = EmbeddedSettings()
-    threads = cfg.n_threads or len(os.sched_getaffinity(0))
+    threads = cfg.n_threads or vcpu_count()  # as the embedded tier picks them
     info = machine_info()
     console.print(
         f"[bold]embedded speed[/]: {len(prompts)} prompts × {rounds} rounds, max_tokens "

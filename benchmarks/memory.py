@@ -15,19 +15,10 @@ import argparse
 import sqlite3
 from typing import Any
 
-from benchmarks._common import (
-    OUT,
-    console,
-    cpu_layout,
-    load,
-    load_average,
-    machine_info,
-    pin_self,
-    print_table,
-    start_joulegate,
-    start_upstream,
-    write_result,
-)
+from benchmarks._load import load
+from benchmarks._machine import cpu_layout, load_average, machine_info, pin_self
+from benchmarks._output import OUT, console, print_table, write_result
+from benchmarks._servers import start_joulegate, start_upstream
 
 NAME = "memory"
 TARGET_GROWTH = 0.10

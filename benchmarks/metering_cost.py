@@ -20,20 +20,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks._common import (
-    OUT,
-    console,
-    cpu_layout,
-    load,
-    load_average,
-    machine_info,
-    percentile,
-    pin_self,
-    print_table,
-    start_joulegate,
-    start_upstream,
-    write_result,
-)
+from benchmarks._load import load, percentile
+from benchmarks._machine import cpu_layout, load_average, machine_info, pin_self
+from benchmarks._output import OUT, console, print_table, write_result
+from benchmarks._servers import start_joulegate, start_upstream
 
 NAME = "metering_cost"
 TARGET_FRACTION = 0.01
@@ -43,16 +33,17 @@ def _receipt_cost_us(tier: str, n: int) -> dict[str, float]:
     """Per-request time of the metering path for ``tier``, in microseconds."""
     from prometheus_client import CollectorRegistry
 
-    from joulegate.config import Settings, TierSettings
+    from joulegate.backends.settings import TierSettings
+    from joulegate.config import Settings
     from joulegate.ledger import LedgerRecord
-    from joulegate.metering import Meter, MeteringMetrics
+    from joulegate.metering import Meter, MeteringMetrics, select_sensor
 
     tiers = [
         TierSettings(name="embedded", kind="embedded", model="gemma-3-270m"),
         TierSettings(name="upstream", kind="openai", model="bench-model", base_url="http://x"),
     ]
     settings = Settings(tiers=tiers)
-    meter = Meter(settings.metering, settings.tiers)
+    meter = Meter(settings.metering, settings.tiers, select_sensor(settings.metering))
     metrics = MeteringMetrics(CollectorRegistry())
     times: list[float] = []
     started = datetime.now(UTC)
@@ -64,26 +55,14 @@ def _receipt_cost_us(tier: str, n: int) -> dict[str, float]:
         metrics.observe(receipt, "ok")
         info = {"request_id": f"r{i}", **receipt.as_dict()}
         headers = receipt.headers()
-        LedgerRecord(
+        LedgerRecord.from_receipt(
+            receipt,
             request_id=f"r{i}",
             ts=started,
             key_id=None,
-            tier=tier,
-            model=f"{tier}/m",
             status="ok",
             http_status=200,
             stream=False,
-            prompt_tokens=receipt.prompt_tokens,
-            completion_tokens=receipt.completion_tokens,
-            latency_ms=receipt.latency_ms,
-            ttft_ms=receipt.ttft_ms,
-            energy_j=receipt.energy_j,
-            energy_source=receipt.energy_source,
-            cost_usd=receipt.cost_usd,
-            co2e_g=receipt.co2e_g,
-            baseline_energy_j=receipt.baseline_energy_j,
-            baseline_cost_usd=receipt.baseline_cost_usd,
-            baseline_co2e_g=receipt.baseline_co2e_g,
         )
         times.append((time.perf_counter() - t0) * 1e6)
         del info, headers

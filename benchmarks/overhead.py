@@ -18,20 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _litellm
-from benchmarks._common import (
-    OUT,
-    LoadResult,
-    console,
-    cpu_layout,
-    load,
-    load_average,
-    machine_info,
-    pin_self,
-    print_table,
-    start_joulegate,
-    start_upstream,
-    write_result,
-)
+from benchmarks._load import LoadResult, load
+from benchmarks._machine import cpu_layout, load_average, machine_info, pin_self
+from benchmarks._output import OUT, console, print_table, write_result
+from benchmarks._servers import start_joulegate, start_upstream
 
 NAME = "overhead"
 TARGETS = {"added_latency_ratio_max": 0.25, "throughput_ratio_min": 2.0}
@@ -117,17 +107,11 @@ def run(
         for stream in modes:
             for c in concurrency:
                 pooled: dict[str, list[LoadResult]] = {t: [] for t in targets}
+                level = {"stream": stream, "concurrency": c, "duration_s": duration_s}
                 for _ in range(rounds):
                     for t, (url, model) in targets.items():
                         cpu0 = serving[t].cpu_s()
-                        r = load(
-                            target=t,
-                            base_url=url,
-                            model=model,
-                            stream=stream,
-                            concurrency=c,
-                            duration_s=duration_s,
-                        )
+                        r = load(target=t, base_url=url, model=model, **level)
                         # Includes the warm-up requests' CPU: a small overcount, alike for all.
                         r.server_cpu_s = serving[t].cpu_s() - cpu0
                         pooled[t].append(r)

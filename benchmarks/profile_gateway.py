@@ -20,16 +20,10 @@ import sys
 import threading
 from pathlib import Path
 
-from benchmarks._common import (
-    OUT,
-    console,
-    cpu_layout,
-    load,
-    pin_self,
-    print_table,
-    start_joulegate,
-    start_upstream,
-)
+from benchmarks._load import load
+from benchmarks._machine import cpu_layout, pin_self
+from benchmarks._output import OUT, console, print_table
+from benchmarks._servers import start_joulegate, start_upstream
 
 
 def _py_spy() -> str:

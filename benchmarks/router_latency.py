@@ -46,7 +46,7 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     router = Router.load()
-    tiers = ["local-small", "cloud-large"]
+    tiers = ["embedded/gemma-3-270m", "cloud/large-model"]  # the shipped head, and a reference
     results: dict[str, dict[str, float]] = {}
     for n_tokens in (50, 500):
         prompt = _prompt(n_tokens)

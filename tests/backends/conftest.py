@@ -7,20 +7,17 @@ speaking HTTP, so what the backend meets is exactly what it meets in production.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from joulegate._platform import vcpu_count
+
 from backends.upstreams import (
-    LLAMA_MODEL_ALIAS,
     FaultServer,
-    free_port,
+    running_llama_server,
     start_fault_server,
     stop,
-    wait_http,
 )
 
 
@@ -60,40 +57,5 @@ def fault_factory() -> Iterator[Callable[..., FaultServer]]:
 @pytest.fixture(scope="session")
 def llama_server() -> Iterator[str]:
     """``python -m llama_cpp.server`` serving the embedded GGUF: a real second model server."""
-    pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server]")
-    from joulegate.backends.model_files import ensure_embedded_model
-
-    model = ensure_embedded_model()
-    port = free_port()
-    threads = str(max(1, min(2, len(os.sched_getaffinity(0)))))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--model_alias",
-            LLAMA_MODEL_ALIAS,
-            # The GGUF's template is not recognised by llama-cpp-python 0.3; without this
-            # it falls back to llama-2 framing and Gemma answers with an empty string.
-            "--chat_format",
-            "gemma",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "1024",
-            "--n_threads",
-            threads,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/v1/models", proc, 90)
+    with running_llama_server("--n_threads", str(min(2, vcpu_count()))) as url:
         yield url
-    finally:
-        stop(proc)

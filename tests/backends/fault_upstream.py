@@ -19,6 +19,11 @@ Modes (what ``/v1/chat/completions`` does):
 - ``die``      streams three chunks, then the process exits (``os._exit``)
 - ``400``      HTTP 400 "maximum context length" error
 - ``401``      HTTP 401 whose message quotes the bearer token back (like some real APIs)
+- ``422``      HTTP 422 naming an unsupported role, worded as a FastAPI-based server does
+- ``script``   answers by rule: ``POST /_fault`` ``{"mode": "script", "script": [[regex,
+  reply], ...]}``; the first regex found in the request's message texts picks the reply
+  (``""`` if none), streamed word by word or as JSON. ``GET /_fault`` lists every request
+  body since the last ``POST`` under ``bodies``.
 
 ``/health`` answers 200 unless the mode is ``500``/``hang`` or health was set to
 ``fail`` (503) or ``missing`` (404, so clients fall back to ``/v1/models``).
@@ -33,10 +38,25 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import time
 from typing import Any
 
-MODES = ("ok", "json", "nousage", "slow", "500", "garbage", "hang", "stall", "die", "400", "401")
+MODES = (
+    "ok",
+    "json",
+    "nousage",
+    "slow",
+    "500",
+    "garbage",
+    "hang",
+    "stall",
+    "die",
+    "400",
+    "401",
+    "422",
+    "script",
+)
 ANSWER = ["Hello", " from", " the", " fault", " upstream", "."]
 
 Scope = dict[str, Any]
@@ -50,6 +70,8 @@ class FaultUpstream:
         self.counters = {"requests": 0, "completed": 0, "cancelled": 0, "health_checks": 0}
         self.last_body: dict[str, Any] | None = None
         self.last_auth: str | None = None
+        self.script: list[tuple[str, str]] = []
+        self.bodies: list[dict[str, Any]] = []
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -70,6 +92,8 @@ class FaultUpstream:
                 change = json.loads(body or b"{}")
                 self.mode = change.get("mode", self.mode)
                 self.health = change.get("health", self.health)
+                self.script = [tuple(rule) for rule in change.get("script", self.script)]
+                self.bodies = []
                 self.counters = dict.fromkeys(self.counters, 0)
             state = {
                 "mode": self.mode,
@@ -77,6 +101,7 @@ class FaultUpstream:
                 **self.counters,
                 "last_body": self.last_body,
                 "last_auth": self.last_auth,
+                "bodies": self.bodies,
             }
             await _json(send, 200, state)
         elif path == "/health":
@@ -95,6 +120,7 @@ class FaultUpstream:
             self.counters["requests"] += 1
             self.last_body = json.loads(body or b"{}")
             self.last_auth = headers.get("authorization")
+            self.bodies.append(self.last_body)
             await self.chat(self.last_body, receive, send)
         else:
             await _json(send, 404, {"detail": "Not Found"})
@@ -108,11 +134,20 @@ class FaultUpstream:
         if mode == "400":
             msg = "This model's maximum context length is 2048 tokens; you asked for 9000."
             return await _json(send, 400, _error(msg, "invalid_request_error"))
+        if mode == "422":
+            detail = [
+                {
+                    "type": "literal_error",
+                    "loc": ["body", "messages", 0, "role"],
+                    "msg": "Input should be 'system', 'user' or 'assistant'",
+                }
+            ]
+            return await _json(send, 422, {"detail": detail})
         if mode == "401":
             msg = f"Incorrect API key provided: {self.last_auth}."
             return await _json(send, 401, _error(msg, "invalid_request_error"))
         if mode == "json" or not req.get("stream"):
-            return await _json(send, 200, _completion(req))
+            return await _json(send, 200, _completion(req, self.parts(req)))
         await send(
             {
                 "type": "http.response.start",
@@ -132,6 +167,17 @@ class FaultUpstream:
         streaming.result()
         self.counters["completed"] += 1
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def parts(self, req: dict[str, Any]) -> list[str]:
+        """The answer's pieces: the script's reply in ``script`` mode, else ``ANSWER``."""
+        if self.mode != "script":
+            return ANSWER
+        text = "\n".join(
+            m["content"] if isinstance(m.get("content"), str) else json.dumps(m.get("content"))
+            for m in req.get("messages", [])
+        )
+        reply = next((r for pattern, r in self.script if re.search(pattern, text)), "")
+        return re.findall(r"\s*\S+", reply) or [""]
 
     async def _stream(self, mode: str, req: dict[str, Any], send: Any) -> None:
         async def event(data: str) -> None:
@@ -161,7 +207,7 @@ class FaultUpstream:
         if mode == "garbage":
             await event("<html>this is not json</html>")
             return await event("[DONE]")
-        parts = ANSWER * 40 if mode == "slow" else ANSWER
+        parts = ANSWER * 40 if mode == "slow" else self.parts(req)
         for i, part in enumerate(parts):
             if mode == "die" and i == 3:
                 os._exit(1)
@@ -194,8 +240,8 @@ async def _disconnected(receive: Any) -> None:
         pass
 
 
-def _completion(req: dict[str, Any]) -> dict[str, Any]:
-    text = "".join(ANSWER)
+def _completion(req: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    text = "".join(parts)
     return {
         "id": f"chatcmpl-{time.time_ns()}",
         "object": "chat.completion",
@@ -205,8 +251,8 @@ def _completion(req: dict[str, Any]) -> dict[str, Any]:
         ],
         "usage": {
             "prompt_tokens": 11,
-            "completion_tokens": len(ANSWER),
-            "total_tokens": 11 + len(ANSWER),
+            "completion_tokens": len(parts),
+            "total_tokens": 11 + len(parts),
         },
     }
 

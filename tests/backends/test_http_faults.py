@@ -18,8 +18,9 @@ from joulegate.backends.base import (
     PromptTooLong,
     TextDelta,
 )
-from joulegate.backends.breaker import BreakerSettings, BreakerState
+from joulegate.backends.breaker import BreakerState
 from joulegate.backends.http import EstimatedUsage, HTTPBackend, UpstreamMisconfigured
+from joulegate.backends.settings import TierSettings
 from joulegate.backends.sse import MalformedResponse
 
 from backends.upstreams import FaultServer, free_port, open_connections_to
@@ -28,11 +29,12 @@ PARAMS = ChatParams(messages=[{"role": "user", "content": "Say hello."}], max_to
 
 
 def backend(url: str, **kw: Any) -> HTTPBackend:
+    """A tier at ``url`` with short timeouts; ``kw`` overrides any ``TierSettings`` field."""
     opts: dict[str, Any] = dict(
         connect_timeout_s=1.0, first_token_timeout_s=2.0, total_timeout_s=10.0, max_retries=0
     )
     opts.update(kw)
-    return HTTPBackend("up", "fault-model", url, **opts)
+    return HTTPBackend(TierSettings(name="up", model="fault-model", base_url=url, **opts))
 
 
 async def collect(b: HTTPBackend, params: ChatParams = PARAMS) -> tuple[str, Finish]:
@@ -297,10 +299,12 @@ def test_missing_api_key_variable_is_a_config_error(
 
 def test_breaker_opens_skips_the_tier_and_closes_after_a_good_probe(fault: FaultServer) -> None:
     fault.set(mode="500")
-    settings = BreakerSettings(failure_threshold=3, probe_interval_s=0.2, probe_max_interval_s=0.4)
+    breaker = dict(
+        breaker_failure_threshold=3, breaker_probe_interval_s=0.2, breaker_probe_max_interval_s=0.4
+    )
 
     async def go() -> None:
-        b = backend(fault.url, breaker=settings)
+        b = backend(fault.url, **breaker)
         await b.start()
         try:
             for _ in range(3):

@@ -9,6 +9,7 @@ import pytest
 
 from joulegate.backends.base import BackendError, ChatParams, Finish, TextDelta
 from joulegate.backends.http import HTTPBackend
+from joulegate.backends.settings import TierSettings
 
 from backends.upstreams import LLAMA_MODEL_ALIAS, open_connections_to
 
@@ -17,12 +18,14 @@ QUESTION = [{"role": "user", "content": "Write one sentence about the sea."}]
 
 def backend(url: str) -> HTTPBackend:
     return HTTPBackend(
-        "llama-server",
-        LLAMA_MODEL_ALIAS,
-        url,
-        connect_timeout_s=2.0,
-        first_token_timeout_s=30.0,
-        total_timeout_s=60.0,
+        TierSettings(
+            name="llama-server",
+            model=LLAMA_MODEL_ALIAS,
+            base_url=url,
+            connect_timeout_s=2.0,
+            first_token_timeout_s=30.0,
+            total_timeout_s=60.0,
+        )
     )
 
 

@@ -42,13 +42,12 @@ connect_timeout_s = 1.0
     )
     app = typer.Typer()
     app.command()(tiers)
-    result = CliRunner().invoke(app, ["--config", str(config)], env={"COLUMNS": "300"})
+    result = CliRunner().invoke(app, ["--config", str(config)])  # piped: tab-separated rows
     assert result.exit_code == 0, result.output
-    rows = {
-        line.split("│")[1].strip(): line
-        for line in result.output.splitlines()
-        if line.count("│") > 5
-    }
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t")[:2] == ["tier", "model id"]
+    rows = {line.split("\t")[0]: line for line in lines}
+    assert list(rows) == ["embedded", "lan", "gone"]
     assert "in-process" in rows["embedded"] and "modeled:cpu" in rows["embedded"]
     assert "lan/fault-model" in rows["lan"] and "up" in rows["lan"]
     assert "/v1/models -> HTTP 200" in rows["lan"]

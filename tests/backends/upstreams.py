@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,47 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def running_llama_server(*flags: str) -> Iterator[str]:
+    """``python -m llama_cpp.server`` serving the embedded GGUF on a free loopback port, as
+    its URL, until the block ends; ``flags`` are more of the server's options. The tests'
+    fixture and ``traces/record.py`` start it this one way, so the recorded traces come from
+    the server the tests meet."""
+    from joulegate.backends.model_files import ensure_embedded_model
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(ensure_embedded_model()),
+            "--model_alias",
+            LLAMA_MODEL_ALIAS,
+            # The GGUF's template is not recognised by llama-cpp-python 0.3; without this
+            # it falls back to llama-2 framing and Gemma answers with an empty string.
+            "--chat_format",
+            "gemma",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+            *flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/v1/models", proc, 90)
+        yield url
+    finally:
+        stop(proc)
 
 
 @dataclass

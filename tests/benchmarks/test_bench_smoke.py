@@ -16,9 +16,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import RESULTS  # noqa: E402
+from benchmarks._output import RESULTS  # noqa: E402
 
-from benchmarks import _litellm, embedded_speed, memory, metering_cost, overhead  # noqa: E402
+from benchmarks import (  # noqa: E402
+    _litellm,
+    auth_timing,
+    embedded_speed,
+    memory,
+    metering_cost,
+    overhead,
+)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -67,3 +74,24 @@ def test_memory_reads_rss_and_every_request_has_a_ledger_row() -> None:
     assert result["errors"] == 0
     assert result["ledger_rows"] == result["checkpoints"][-1]["requests"]
     assert all(c["rss_mib"] > 0 for c in result["checkpoints"])
+
+
+def test_auth_timing_refuses_failed_logins_and_big_bodies() -> None:
+    result = auth_timing.main(["--quick"])
+    failed = result["failed_auth"]
+    assert failed["unknown_id"]["n"] == failed["known_id_wrong_secret"]["n"] > 0
+    assert result["big_body"]["content_length"]["statuses"] == [413]
+    assert result["big_body"]["chunked"]["statuses"] == [413]
+
+
+def test_learning_curve_starts_from_the_shipped_router_and_scores_later_items(
+    shared_dir: Path,
+) -> None:
+    from benchmarks import learning_curve
+
+    result = learning_curve.main(["--quick"])
+    start, *refits = result["summary"]
+    assert start["outcomes"] == 0 and start["apgr_fitted_mean"] == pytest.approx(0.5)  # no skill
+    assert [r["outcomes"] for r in refits] == [30, 60]
+    assert all(0.0 <= r["apgr_fitted_mean"] <= 1.0 for r in refits)
+    assert _written("learning_curve")["summary"] == result["summary"]

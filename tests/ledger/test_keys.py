@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from joulegate.ledger import KeyStore, Ledger, UnknownKey
-from joulegate.ledger.keys import parse_token
+from joulegate.ledger.tokens import parse_token
 
 
 @pytest.fixture

@@ -68,3 +68,47 @@ def test_default_ledger_is_a_wal_sqlite_file_in_the_data_dir(tmp_path: Path) -> 
     relaxed = Ledger.from_settings(LedgerSettings(sqlite_synchronous="NORMAL"), tmp_path / "data")
     with relaxed.engine.connect() as conn:
         assert conn.exec_driver_sql("pragma synchronous").scalar_one() == 1  # NORMAL
+
+
+def _columns(conn: sa.Connection, table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(conn).get_columns(table)}
+
+
+def test_outcomes_migration_goes_up_and_down_keeping_requests(ledger_url: str) -> None:
+    """0003 adds ``outcomes`` and ``requests.purpose``; a request written before it reads as
+    served, and a downgrade removes both again without losing the request."""
+    from alembic import command
+
+    from joulegate.ledger.migrate import upgrade
+
+    ledger = Ledger(ledger_url)
+    upgrade(ledger.engine, "0002")
+    with ledger.engine.begin() as conn:
+        assert "outcomes" not in sa.inspect(conn).get_table_names()
+        conn.execute(
+            sa.text(
+                "insert into requests (request_id, ts, tier, model, status, http_status, stream,"
+                " prompt_tokens, completion_tokens, latency_ms, energy_j, energy_source,"
+                " cost_usd, co2e_g, baseline_energy_j, baseline_cost_usd, baseline_co2e_g)"
+                " values ('old', :ts, 'embedded', 'embedded/m', 'ok', 200, false, 1, 1, 1.0,"
+                " 1.0, 'modeled:cpu', 0, 0, 1, 0, 0)"
+            ),
+            {"ts": "2025-01-01 00:00:00"},
+        )
+    upgrade(ledger.engine)
+    assert ledger.summary(by="purpose")[0]["group"] == "serve"
+    with ledger.engine.connect() as conn:
+        assert "outcomes" in sa.inspect(conn).get_table_names()
+        assert conn.execute(sa.text("select purpose from requests")).scalar_one() == "serve"
+    with ledger.engine.connect() as conn:
+        command.downgrade(alembic_config(conn), "0002")
+        conn.commit()
+    with ledger.engine.connect() as conn:
+        assert "outcomes" not in sa.inspect(conn).get_table_names()
+        assert "purpose" not in _columns(conn, "requests")
+        assert conn.execute(sa.text("select request_id from requests")).scalar_one() == "old"
+    upgrade(ledger.engine)  # and up again
+    with ledger.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        assert ctx.get_current_revision() == _head()
+        assert "purpose" in _columns(conn, "requests")

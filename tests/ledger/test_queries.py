@@ -48,7 +48,7 @@ def ledger(ledger_url: str) -> Ledger:
         make_record(
             ts=T0 + timedelta(seconds=90),
             tier="remote",
-            model="big",
+            model="remote/big",
             energy_j=20.0,
             energy_source="estimated:profile",
             baseline_energy_j=20.0,
@@ -91,7 +91,7 @@ def test_summary_by_day_key_and_model(ledger: Ledger) -> None:
     keys = [(g["group"], g["requests"]) for g in ledger.summary(by="key")]
     assert keys == [("a", 2), ("b", 1), (None, 1)]
     models = {g["group"] for g in ledger.summary(by="model")}
-    assert models == {"gemma-3-270m", "big"}
+    assert models == {"embedded/gemma-3-270m", "remote/big"}
 
 
 def test_unknown_grouping_is_refused(ledger: Ledger) -> None:

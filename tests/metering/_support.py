@@ -19,6 +19,10 @@ class Tier:
     model: str = "m"
     profile: TierProfile = field(default_factory=TierProfile)
 
+    @property
+    def public_id(self) -> str:
+        return f"{self.name}/{self.model}"
+
 
 class RecordingSensor(Sensor):
     """Wraps a real sensor and keeps every reading, so a test can compare against it."""

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from joulegate.metering import CpuModelSensor, MeteringSettings
+from joulegate.metering import CpuModelSensor, MeteringSettings, select_sensor
 
 from ._support import burn_cpu, burn_in_threads
 
@@ -61,6 +61,12 @@ def test_defaults_come_from_settings() -> None:
     sensor = CpuModelSensor.from_settings(s)
     assert (sensor.min_w, sensor.max_w, sensor.vcpus) == (0.5, 3.0, 3)
     assert sensor.idle_w == pytest.approx(3 * 0.5 + 2 * 0.392)
+    assert sensor.source == "modeled:cpu"
+
+
+def test_sensor_cpu_model_in_the_settings_selects_the_cpu_model() -> None:
+    sensor = select_sensor(MeteringSettings(sensor="cpu-model", vcpus=3))
+    assert isinstance(sensor, CpuModelSensor) and sensor.vcpus == 3
     assert sensor.source == "modeled:cpu"
 
 

@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from joulegate.metering import MeteringMetrics, Receipt, observe
+from joulegate.metering.receipt import AMOUNTS, BASELINE_AMOUNTS
 
 
 def receipt(**kw: object) -> Receipt:
@@ -67,3 +68,18 @@ def test_default_registry_is_used_without_arguments() -> None:
     assert REGISTRY.get_sample_value("joulegate_cost_usd_total", {"tier": "zz"}) == (
         pytest.approx(before + 0.002)
     )
+
+
+def test_every_priced_amount_and_its_baseline_has_a_counter() -> None:
+    """A figure added to the receipt's lists cannot silently miss Prometheus."""
+    reg = CollectorRegistry()
+    m = MeteringMetrics(reg)
+    r = receipt()
+    observe(r, metrics=m)
+    assert set(m.amounts) == {*AMOUNTS, *BASELINE_AMOUNTS}
+    for field, counter in m.amounts.items():
+        name = counter.describe()[0].name
+        labels = {"tier": "embedded"}
+        if field == "energy_j":
+            labels["energy_source"] = "modeled:cpu"
+        assert reg.get_sample_value(f"{name}_total", labels) == pytest.approx(getattr(r, field))

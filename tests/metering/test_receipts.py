@@ -14,6 +14,7 @@ from joulegate.metering import (
     Receipt,
     TierProfile,
 )
+from joulegate.metering.receipt import format_field
 
 from ._support import RecordingSensor, Tier, burn_cpu
 
@@ -113,7 +114,6 @@ def test_baseline_is_the_same_tokens_on_the_last_tier(meter: Meter) -> None:
     assert r.baseline_energy_j == pytest.approx(large.energy_j)
     assert r.baseline_cost_usd == pytest.approx(large.cost_usd)
     assert r.baseline_co2e_g == pytest.approx(large.co2e_g)
-    assert r.energy_saved_j == pytest.approx(large.energy_j - r.energy_j)
 
 
 def test_request_on_the_baseline_tier_is_its_own_baseline(meter: Meter) -> None:
@@ -242,14 +242,25 @@ def test_receipt_serialises_to_json_and_headers(meter: Meter) -> None:
     assert h["x-joulegate-energy-source"] == "modeled:cpu"
 
 
-def test_meter_picks_a_sensor_when_none_is_given(tiers: list[Tier]) -> None:
-    meter = Meter(MeteringSettings(sensor="cpu-model"), tiers)
-    assert meter.sensor.source == "modeled:cpu"
+def test_receipt_names_the_model_by_its_public_id(meter: Meter) -> None:
+    """The id a client sends and sees in the response, never the bare upstream name."""
+    assert run_local(meter, 0.01).model == "embedded/gemma-3-270m"
+    assert meter.begin("mid").end(1, 1).model == "mid/gpt-4o-mini"
+
+
+def test_figures_are_formatted_for_a_person() -> None:
+    assert format_field("latency_ms", 384.5918760000586) == "384.6"
+    assert format_field("energy_j", 12.345678) == "12.35"
+    assert format_field("cost_usd", 1.2345e-05) == "0.000012"
+    assert format_field("ttft_ms", None) == "-"
+    assert format_field("prompt_tokens", 12) == "12"
+    assert format_field("energy_source", "modeled:cpu") == "modeled:cpu"
 
 
 def test_gateway_tier_settings_fit_the_meter() -> None:
-    config = pytest.importorskip("joulegate.config")
-    s = config.Settings()
+    from joulegate.config import Settings
+
+    s = Settings()
     meter = Meter(s.metering, s.tiers, sensor=CpuModelSensor.from_settings(s.metering))
     r = meter.begin(s.tiers[0].name).end(1, 1)
     assert r.energy_j > 0

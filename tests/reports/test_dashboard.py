@@ -292,12 +292,6 @@ def test_projection_defaults_follow_how_the_ledger_was_metered() -> None:
     from joulegate.config import load_settings
 
     single = ProjectionDefaults.from_settings(load_settings(data_dir="/tmp/unused"))
-    assert single.baseline_is_local and single.metered_pue == 1.0  # default: embedded only
-    two = load_settings(
-        data_dir="/tmp/unused",
-        tiers=[
-            {"name": "embedded", "kind": "embedded", "model": "gemma-3-270m"},
-            {"name": "large", "kind": "openai", "model": "gpt-4o", "base_url": "http://x/v1"},
-        ],
-    )
-    assert not ProjectionDefaults.from_settings(two, pue=1.1).baseline_is_local
+    assert single.metered_pue == 1.0  # a personal machine: no facility overhead
+    metered = load_settings(data_dir="/tmp/unused", metering={"pue": 1.56})
+    assert ProjectionDefaults.from_settings(metered, pue=1.1).metered_pue == 1.56

@@ -82,8 +82,10 @@ def test_tier_mix_is_share_weighted_and_baseline_is_the_costliest_tier() -> None
     assert [t.share for t in inputs.tier_mix] == [0.75, 0.25]
 
 
-def test_ledger_totals_become_per_query_figures_with_pue_counted_once() -> None:
-    # 3 local requests (device joules, metered at PUE 1.0) and 1 remote full-stack estimate.
+def test_ledger_totals_become_per_query_figures_as_metered() -> None:
+    """Receipts carry each tier's facility overhead already (local tiers [metering] pue,
+    hosted tiers full-stack): the projection takes them as they are, so its saved share is
+    the ledger's own, whatever PUE the projection is told."""
     totals = {
         "requests": 4,
         "energy_j": 400.0,
@@ -108,16 +110,19 @@ def test_ledger_totals_become_per_query_figures_with_pue_counted_once() -> None:
     ]
     inputs = inputs_from_ledger(totals, tiers, pue=1.5, queries_per_day=1e6)
     assert inputs.energy_basis == inputs.baseline_energy_basis == "facility"
-    assert inputs.energy_per_query_j == pytest.approx((100 * 1.5 + 300) / 4)
-    assert inputs.baseline_energy_per_query_j == 1000  # remote baseline: already full-stack
+    assert inputs.energy_per_query_j == pytest.approx(400 / 4)  # no PUE on one tier only
+    assert inputs.baseline_energy_per_query_j == 1000
     assert inputs.cost_per_query_usd == pytest.approx(0.001)
     assert [(t.name, t.share) for t in inputs.tier_mix] == [("embedded", 0.75), ("large", 0.25)]
-    assert inputs.tier_mix[0].energy_per_query_j == pytest.approx(50)
-    local = inputs_from_ledger(totals, tiers, pue=1.5, baseline_is_local=True)
-    assert local.baseline_energy_per_query_j == pytest.approx(1500)
+    assert inputs.tier_mix[0].energy_per_query_j == pytest.approx(100 / 3)
     p = project(inputs)
     assert p.routed.energy_per_query_j == pytest.approx(inputs.energy_per_query_j)  # no 2nd PUE
+    assert p.energy_saved_fraction == pytest.approx(1 - 400 / 4000)  # the ledger's saving
     assert p.savings.spend_usd == pytest.approx(1e6 * 365 * (0.01 - 0.001))
+    # Per client query: learning requests add energy, not queries.
+    per_query = inputs_from_ledger(totals, tiers, queries=2)
+    assert per_query.energy_per_query_j == 200 and per_query.baseline_energy_per_query_j == 2000
+    assert project(per_query).energy_saved_fraction == pytest.approx(p.energy_saved_fraction)
     with pytest.raises(ValueError, match="no requests"):
         inputs_from_ledger({"requests": 0}, [])
 
@@ -177,9 +182,10 @@ def test_cli_projects_from_a_real_ledger(tmp_path: Path, monkeypatch: pytest.Mon
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out_json.read_text())["inputs"]
-    assert data["source"] == "ledger, 4 requests"
-    assert data["energy_per_query_j"] == pytest.approx((3 * 40 * 1.5 + 1000) / 4)
-    assert data["baseline_energy_per_query_j"] == pytest.approx(1000)  # remote: full-stack
+    assert data["source"] == "ledger, 4 queries"
+    # --pue is for figures given on the command line; the ledger's carry their own PUE.
+    assert data["energy_per_query_j"] == pytest.approx((3 * 40 + 1000) / 4)
+    assert data["baseline_energy_per_query_j"] == pytest.approx(1000)
     assert {t["name"] for t in data["tier_mix"]} == {"embedded", "large"}
 
 

@@ -12,7 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from joulegate.ledger import Ledger, LedgerRecord
-from joulegate.reports.report import fmt_energy, parse_since, report
+from joulegate.reports.formatting import fmt_energy
+from joulegate.reports.report_cli import parse_since, report
 
 NOW = datetime.now(UTC)
 
@@ -23,7 +24,7 @@ def _rec(i: int, **kw: object) -> LedgerRecord:
         "ts": NOW - timedelta(minutes=i),
         "key_id": None,
         "tier": "embedded",
-        "model": "gemma-3-270m",
+        "model": "embedded/gemma-3-270m",
         "status": "ok",
         "http_status": 200,
         "stream": False,
@@ -52,7 +53,7 @@ def config(tmp_path: Path) -> Path:
         _rec(
             10 + i,
             tier="remote",
-            model="big",
+            model="remote/big",
             energy_j=40.0,
             energy_source="estimated:profile",
             cost_usd=0.008,
@@ -82,12 +83,26 @@ def _run(*args: str) -> str:
     return result.output
 
 
-def test_table_shows_tiers_totals_and_where_energy_came_from(config: Path) -> None:
-    out = _run("--config", str(config))
-    assert "embedded" in out and "remote" in out
-    assert "measured:rapl" in out and "estimated:profile" in out and "modeled:cpu" in out
-    assert "read from a hardware energy counter" in out  # the legend explains the sources
-    assert "total" in out
+def test_piped_table_is_tab_separated_rows_with_a_total(config: Path) -> None:
+    header, *rows = [line.split("\t") for line in _run("--config", str(config)).splitlines()]
+    assert header[:2] == ["tier", "requests"] and "energy source" in header
+    by_tier = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert set(by_tier) == {"embedded", "remote", "total"}  # no title, legend or borders
+    assert by_tier["embedded"]["requests"] == "7" and by_tier["total"]["requests"] == "10"
+    assert by_tier["remote"]["energy source"] == "estimated:profile"
+    assert by_tier["embedded"]["energy source"] == "measured:rapl 86% · modeled:cpu 14%"
+
+
+def test_80_column_terminal_shows_what_fits_and_the_legend(config: Path) -> None:
+    from terminal import run_in_terminal
+
+    rc, screen = run_in_terminal("report", "--config", str(config), columns=80)
+    assert rc == 0, screen
+    assert max(len(line) for line in screen.splitlines()) <= 80
+    assert "…" not in screen
+    assert "embedded" in screen and "remote" in screen and "total" in screen
+    assert "read from a hardware energy counter" in screen  # the legend explains the sources
+    assert "estimated:profile" in screen
 
 
 def test_json_has_groups_totals_and_savings(config: Path) -> None:
@@ -172,5 +187,13 @@ def test_by_key_shows_names_and_spend_against_budget(tmp_path: Path) -> None:
     mine = next(g for g in doc["groups"] if g["group"] == info.key_id)
     assert mine["key_name"] == "team-a"
     assert mine["budget"]["limit_usd"] == 1.0 and mine["budget"]["spent_usd"] == 0.25
-    table = _run("--config", str(cfg), "--by", "key")
-    assert "team-a" in table and "$0.2500 / $1.0000 (month)" in table
+    rows = [line.split("\t") for line in _run("--config", str(cfg), "--by", "key").splitlines()]
+    mine = next(row for row in rows if row[0] == f"team-a ({info.key_id})")
+    assert mine[-1] == "$0.2500 / $1.0000 (month)"
+
+    from terminal import run_in_terminal
+
+    rc, screen = run_in_terminal("report", "--by", "key", "--config", str(cfg), columns=80)
+    assert rc == 0, screen
+    assert info.key_id in screen and "…" not in screen
+    assert "$0.2500 / $1.0000" in screen

@@ -11,6 +11,7 @@ from backends.upstreams import FaultServer, start_fault_server
 from gateway_proc import EMBEDDED_TIER, GatewayProcess, openai_tier, start_gateway
 
 EASY = "Name a primary colour."
+EMBEDDED, LARGE = "embedded/gemma-3-270m", "large/hosted-large"  # routed by public id
 HARD = (
     "A train leaves at 3:40 pm travelling 84 km/h; a second leaves the same station at 4:15 pm "
     "at 112 km/h on the same track. At what time does the second train catch the first, and "
@@ -47,7 +48,9 @@ def test_auto_reports_the_decision_with_every_tier_scored(routed: openai.OpenAI)
     route = info["route"]
     assert isinstance(route, dict)
     assert route["tier"] == info["tier"]
-    assert set(route["scores"]) == {"embedded", "large"}
+    assert set(route["scores"]) == {EMBEDDED, LARGE}
+    # The shipped router measured the embedded tier; the uncalibrated large one is the reference.
+    assert route["policy"] == {EMBEDDED: "calibrated", LARGE: "reference"}
     assert all(0.0 <= s <= 1.0 for s in route["scores"].values())
     assert route["decision_ms"] >= 0 and 0 < route["quality_target"] <= 1
 
@@ -56,10 +59,10 @@ def test_quality_target_moves_the_decision(routed: openai.OpenAI) -> None:
     assert _route(routed, HARD, 0.0)["tier"] == "embedded"  # any tier meets a zero target
     hard = _route(routed, HARD, 1.0)
     scores = hard["route"]["scores"]  # type: ignore[index]
-    assert scores["large"] > scores["embedded"]  # a multi-step word problem needs the big model
+    assert scores[LARGE] > scores[EMBEDDED]  # a multi-step word problem needs the big model
     assert hard["tier"] == "large"
     easy, hard_default = _route(routed, EASY)["route"], _route(routed, HARD)["route"]
-    assert easy["scores"]["embedded"] > hard_default["scores"]["embedded"]  # type: ignore[index]
+    assert easy["scores"][EMBEDDED] > hard_default["scores"][EMBEDDED]  # type: ignore[index]
 
 
 def test_bad_quality_target_is_400(routed: openai.OpenAI) -> None:

@@ -41,7 +41,11 @@ def _row(gw: GatewayProcess, request_id: str) -> dict[str, object]:
 
 
 def test_real_llama_cpp_server_as_upstream_tier(tmp_path: Path, llama_server: str) -> None:  # noqa: F811
-    gw = start_gateway(tmp_path, EMBEDDED_TIER + remote("gemma-3-270m", llama_server))
+    # A real model's first answer on a shared 2-core machine can take seconds: the fault
+    # tests' 2 s first-token limit would fall back to the embedded tier here.
+    slow_ok = {**FAST_FAIL, "first_token_timeout_s": 60.0, "total_timeout_s": 120.0}
+    tier = openai_tier("remote", "gemma-3-270m", llama_server, **slow_ok)
+    gw = start_gateway(tmp_path, EMBEDDED_TIER + tier)
     try:
         client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key="x", max_retries=0)
         resp = client.chat.completions.create(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from joulegate.backends.base import (
     Backend,
     BackendError,
@@ -13,14 +11,14 @@ from joulegate.backends.base import (
     Completion,
     Finish,
     PromptTooLong,
+    RequestRejected,
     Started,
     StreamEvent,
     TextDelta,
     Usage,
+    message_text,
 )
-
-if TYPE_CHECKING:
-    from joulegate.config import Settings, TierSettings
+from joulegate.backends.settings import EmbeddedSettings, TierSettings
 
 __all__ = [
     "Backend",
@@ -29,31 +27,29 @@ __all__ = [
     "BackendUnavailable",
     "ChatParams",
     "Completion",
+    "EmbeddedSettings",
     "Finish",
     "PromptTooLong",
+    "RequestRejected",
     "Started",
     "StreamEvent",
     "TextDelta",
+    "TierSettings",
     "Usage",
     "build_backend",
+    "message_text",
 ]
 
 
-def build_backend(tier: TierSettings, settings: Settings) -> Backend:
-    """The backend for one configured tier (imports lazily: llama.cpp is heavy)."""
+def build_backend(tier: TierSettings, embedded: EmbeddedSettings) -> Backend:
+    """The backend for one configured tier (imports lazily: llama.cpp is heavy).
+
+    ``embedded`` configures the in-process model; only the embedded tier reads it.
+    """
     if tier.kind == "embedded":
         from joulegate.backends.embedded import EmbeddedBackend
 
-        e = settings.embedded
-        return EmbeddedBackend(
-            tier.name,
-            tier.model,
-            model_path=e.model_path,
-            n_ctx=e.n_ctx,
-            n_threads=e.n_threads,
-            n_batch=e.n_batch,
-            default_max_tokens=e.default_max_tokens,
-        )
+        return EmbeddedBackend(tier.name, tier.model, embedded)
     from joulegate.backends.http import HTTPBackend
 
-    return HTTPBackend.from_tier(tier)
+    return HTTPBackend(tier)

@@ -18,9 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-log = logging.getLogger("joulegate.breaker")
+log = logging.getLogger(__name__)
 
 
 class BreakerState(StrEnum):
@@ -49,14 +48,6 @@ class ProbeResult:
     latency_ms: float | None
     at: float  # time.time()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "detail": self.detail,
-            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
-            "at": self.at,
-        }
-
 
 Probe = Callable[[], Awaitable[ProbeResult]]
 
@@ -70,7 +61,6 @@ class CircuitBreaker:
         self.consecutive_failures = 0
         self.last_failure: str | None = None
         self.last_probe: ProbeResult | None = None
-        self.opened_at: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     def allow(self) -> bool:
@@ -94,7 +84,6 @@ class CircuitBreaker:
 
     def _open(self) -> None:
         self.state = BreakerState.OPEN
-        self.opened_at = time.time()
         log.warning(
             "tier %s: circuit open after %d consecutive failures (last: %s); probing its health",
             self.name, self.consecutive_failures, self.last_failure,
@@ -107,7 +96,6 @@ class CircuitBreaker:
     def _close(self, why: str) -> None:
         self.state = BreakerState.CLOSED
         self.consecutive_failures = 0
-        self.opened_at = None
         log.info("tier %s: circuit closed (%s)", self.name, why)
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
@@ -133,16 +121,6 @@ class CircuitBreaker:
             if self.state is BreakerState.HALF_OPEN:
                 self.state = BreakerState.OPEN
             delay = min(delay * 2, self.settings.probe_max_interval_s)
-
-    def snapshot(self) -> dict[str, Any]:
-        """State for health endpoints and ``joulegate tiers``."""
-        return {
-            "state": str(self.state),
-            "consecutive_failures": self.consecutive_failures,
-            "last_failure": self.last_failure,
-            "opened_at": self.opened_at,
-            "last_probe": None if self.last_probe is None else self.last_probe.as_dict(),
-        }
 
     async def aclose(self) -> None:
         task, self._task = self._task, None

@@ -9,31 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
 
+from joulegate._platform import vcpu_count
+from joulegate.backends import _embedded_features as _features
 from joulegate.backends import prompt_frame
+from joulegate.backends._token_logprobs import SampledLogprobs
 from joulegate.backends.base import (
     Backend,
     BackendError,
     ChatParams,
+    Embeddings,
+    EmbedParams,
     Finish,
     PromptTooLong,
+    RequestRejected,
     Started,
     StreamEvent,
     TextDelta,
     Usage,
 )
 from joulegate.backends.model_files import ensure_embedded_model
+from joulegate.backends.settings import EmbeddedSettings
 
 _DONE = object()
-log = logging.getLogger("joulegate.embedded")
+log = logging.getLogger(__name__)
 
 GENERATED_TOKENS = Counter(
     "joulegate_embedded_generated_tokens",
@@ -55,6 +60,13 @@ class EmbeddedFailure(BackendError):
 DEFAULT_TEMPERATURE = 0.2
 DEFAULT_TOP_P = 0.95
 REPEAT_PENALTY = 1.1
+# Embeddings need a llama.cpp context of their own (made with ``embedding=True``), loaded
+# on the first /v1/embeddings request, so a gateway that never embeds never pays for it:
+# 1-2 s and about 320 MB, growing to about 570 MB once a batch has filled this many tokens
+# (llama.cpp computes and keeps a vocabulary-wide output row for every input token, and
+# Gemma's vocabulary has 262k entries: at 512 tokens it was over 1 GB). It is also the most
+# tokens an input may have.
+EMBED_N_CTX = 256
 
 
 class _Counter:
@@ -79,24 +91,18 @@ class _Counter:
 class EmbeddedBackend(Backend):
     queues = True
 
-    def __init__(
-        self,
-        tier: str,
-        model: str,
-        model_path: Path | None = None,
-        n_ctx: int = 2048,
-        n_threads: int | None = None,
-        n_batch: int = 512,
-        default_max_tokens: int = 256,
-    ) -> None:
+    def __init__(self, tier: str, model: str, settings: EmbeddedSettings | None = None) -> None:
+        settings = settings or EmbeddedSettings()
         self.tier = tier
         self.model = model
-        self._model_path = model_path
-        self.n_ctx = n_ctx
-        self.n_threads = n_threads or len(os.sched_getaffinity(0))
-        self.n_batch = n_batch
-        self.default_max_tokens = default_max_tokens
+        self._model_path = settings.model_path
+        self.n_ctx = settings.n_ctx
+        self.n_threads = settings.n_threads or vcpu_count()
+        self.n_batch = settings.n_batch
+        self.default_max_tokens = settings.default_max_tokens
         self._llm: Any = None
+        self._embedder: Any = None  # the embedding context, loaded on first use
+        self._logprobs: SampledLogprobs | None = None  # made on first use, per loaded model
         # One worker thread is the serialisation: llama.cpp never sees two callers.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{tier}")
 
@@ -105,24 +111,29 @@ class EmbeddedBackend(Backend):
             loop = asyncio.get_running_loop()
             self._llm = await loop.run_in_executor(self._executor, self._load)
 
-    def _load(self) -> Any:
+    def _load(self, **options: Any) -> Any:
+        """The model in a new context; ``options`` override the generation context's."""
         from llama_cpp import Llama
 
+        from joulegate.backends._llama_log import route_llama_logs
+
+        route_llama_logs()  # llama.cpp's notices go to logging, not the user's terminal
         path = ensure_embedded_model(self._model_path)
+        context: dict[str, Any] = {"n_ctx": self.n_ctx, "n_batch": self.n_batch, **options}
         return Llama(
             model_path=str(path),
-            n_ctx=self.n_ctx,
             n_threads=self.n_threads,
             n_threads_batch=self.n_threads,
-            n_batch=self.n_batch,
             verbose=False,
+            **context,
         )
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        for llm in (self._llm, self._embedder):
+            if llm is not None:
+                llm.close()
+        self._llm = self._embedder = None
 
     async def stream(self, params: ChatParams) -> AsyncIterator[StreamEvent]:
         if self._llm is None:
@@ -149,12 +160,72 @@ class EmbeddedBackend(Backend):
             if future.done() and not future.cancelled():
                 future.exception()  # retrieve, so asyncio does not warn
 
+    def complete_text(self, params: ChatParams) -> AsyncIterator[StreamEvent]:
+        """The same worker as ``stream``: ``_generate`` reads ``params.prompt`` as it is,
+        with no chat frame and only the client's stop sequences."""
+        return self.stream(params)
+
+    async def embed(self, params: EmbedParams, on_start: Callable[[], None]) -> Embeddings:
+        if self._llm is None:
+            raise BackendError("embedded model is not loaded")
+        loop = asyncio.get_running_loop()
+
+        def started() -> None:
+            loop.call_soon_threadsafe(on_start)
+
+        # The same single worker as generation: llama.cpp never sees two callers.
+        return await loop.run_in_executor(self._executor, self._embed, params, started)
+
+    def _embed(self, params: EmbedParams, started: Callable[[], None]) -> Embeddings:
+        try:
+            if self._embedder is None:
+                from llama_cpp import LLAMA_POOLING_TYPE_MEAN
+
+                log.info(
+                    "tier %s: loading the embedding context (first embeddings request)", self.tier
+                )
+                self._embedder = self._load(
+                    embedding=True,
+                    pooling_type=LLAMA_POOLING_TYPE_MEAN,
+                    n_ctx=EMBED_N_CTX,
+                    n_batch=EMBED_N_CTX,
+                    n_ubatch=EMBED_N_CTX,
+                )
+            started()  # loading once is the tier's cost, like loading the model at start
+            llm = self._embedder
+            if params.dimensions is not None and params.dimensions != llm.n_embd():
+                raise RequestRejected(
+                    f"tier {self.tier!r} gives {llm.n_embd()}-dimensional embeddings; "
+                    "it cannot shorten them (dimensions)"
+                )
+            for i, text in enumerate(params.inputs):
+                n = len(llm.tokenize(text.encode("utf-8")))
+                if n > EMBED_N_CTX:
+                    raise PromptTooLong(
+                        f"input[{i}] is {n} tokens; tier {self.tier!r} embeds at most "
+                        f"{EMBED_N_CTX} tokens per input"
+                    )
+            # Mean-pooled, then scaled to unit length as OpenAI's embeddings are, so a dot
+            # product is the cosine similarity.
+            vectors, tokens = llm.embed(
+                params.inputs, normalize=True, truncate=False, return_count=True
+            )
+            return Embeddings([list(v) for v in vectors], tokens)
+        except BackendError:
+            raise
+        except Exception as exc:
+            log.exception("embedded embedding failed")
+            raise EmbeddedFailure(f"the embedded model failed ({type(exc).__name__})") from exc
+
     def _generate(self, params: ChatParams, put: Any, cancel: threading.Event) -> None:
         try:
             if cancel.is_set():
                 return
             llm = self._llm
-            prompt = prompt_frame.render(params.messages)
+            prompt = params.prompt  # a plain-text completion: no chat frame
+            raw = prompt is not None
+            if prompt is None:
+                prompt = prompt_frame.render(params.messages)
             prompt_ids = llm.tokenize(prompt.encode("utf-8"))
             n_prompt = len(prompt_ids)
             room = self.n_ctx - n_prompt
@@ -168,6 +239,14 @@ class EmbeddedBackend(Backend):
             wanted = params.max_tokens or self.default_max_tokens
             max_tokens = min(wanted, room)
             counter = _Counter(n_prompt, cancel)
+            if self._logprobs is None or self._logprobs.llm is not llm:
+                self._logprobs = SampledLogprobs(llm)
+            # The client's response_format and logprobs (docs/compatibility.md).
+            grammar = _features.grammar_for(params)
+            top_logprobs = _features.wanted_logprobs(params)
+            self._logprobs.begin(
+                params.want_logprobs or top_logprobs is not None, top_logprobs or 0
+            )
             from llama_cpp import StoppingCriteriaList
 
             chunks = llm.create_completion(
@@ -178,29 +257,53 @@ class EmbeddedBackend(Backend):
                 else params.temperature,
                 top_p=DEFAULT_TOP_P if params.top_p is None else params.top_p,
                 repeat_penalty=REPEAT_PENALTY,
-                stop=[*prompt_frame.STOP_SEQUENCES, *params.stop],
+                # The frame's stops end a transcript turn; a grammar ends the JSON itself,
+                # which may well contain a blank line.
+                stop=list(params.stop)
+                if raw or grammar is not None
+                else [*prompt_frame.STOP_SEQUENCES, *params.stop],
+                grammar=grammar,
                 seed=params.seed,
                 stream=True,
                 stopping_criteria=StoppingCriteriaList([counter]),
             )
             finish_reason = "stop"
+            returned: list[str] = []  # the text as llama.cpp gave it, for the logprobs object
             first = True
+            sent = 0  # log-probs already attached to a delta
             for chunk in chunks:
                 choice = chunk["choices"][0]
                 text = choice.get("text") or ""
-                if first:
+                returned.append(text)
+                if first and not raw:
                     # The frame ends on "Assistant:"; the answer's leading space is framing.
                     text = text.lstrip()
                     first = not text
                 if text:
-                    put(TextDelta(text))
+                    lps = self._logprobs.since(sent) if params.want_logprobs else None
+                    sent += len(lps or ())
+                    put(TextDelta(text, lps))
                 if choice.get("finish_reason"):
                     finish_reason = choice["finish_reason"]
             if cancel.is_set():
                 finish_reason = "cancelled"
             generated = min(counter.generated, max_tokens)
             GENERATED_TOKENS.labels(self.tier).inc(generated)
-            put(Finish(finish_reason, Usage(n_prompt, generated)))
+            lp = self._logprobs
+            choice_extra = None
+            if top_logprobs is not None:
+                values = lp.since(0)
+                obj = _features.logprobs_object(llm, lp.tokens, values, lp.tops, "".join(returned))
+                choice_extra = {"logprobs": obj}
+            logprobs = lp.end(generated)
+            put(
+                Finish(
+                    finish_reason,
+                    Usage(n_prompt, generated),
+                    logprobs,
+                    choice_extra=choice_extra,
+                )
+            )
         except BackendError as exc:
             put(exc)
         except Exception as exc:  # delivered to the awaiting request

@@ -2,14 +2,18 @@
 
 vLLM, Ray Serve LLM, llama.cpp's server, Ollama and hosted APIs all speak the same
 streaming protocol, so one backend reaches them all. It always streams upstream with
-``stream_options.include_usage`` (the pipeline collects the stream for non-streaming
-clients), so token counts reach the meter whatever the client asked for.
+``stream_options.include_usage`` (``_request_body.py``), so token counts reach the meter
+whatever the client asked for.
 
 Failure handling follows one rule: a request may be retried, on this tier or the next,
 only while nothing has reached the client. Before the first event, connection errors,
 5xx answers and broken streams are retried here with backoff and then surface as
 retryable errors the pipeline falls back on; after it, errors end the stream in-band.
 A :class:`~joulegate.backends.breaker.CircuitBreaker` skips a tier that keeps failing.
+
+Here: the backend's life (pools, health probe) and that retry rule. Beside it:
+``_pool.py`` (sharded connection pools), ``_request_body.py`` (what is sent),
+``_response.py`` (reading an answer), ``_errors.py`` (what a failure means).
 
 ``base_url`` is the server root *without* ``/v1`` (``http://gpu-1:8000``); the backend
 appends ``/v1/chat/completions``. A trailing ``/v1`` is tolerated and stripped.
@@ -18,188 +22,119 @@ appends ``/v1/chat/completions``. A trailing ``/v1`` is tolerated and stripped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 
 from joulegate.backends import sse
+from joulegate.backends._embeddings import EMBEDDINGS_PATH, embeddings_body, read_embeddings
+from joulegate.backends._errors import (
+    UpstreamMisconfigured,
+    UpstreamRejected,
+    describe,
+    status_error,
+    timeout_error,
+)
+from joulegate.backends._pool import ShardedPool
+from joulegate.backends._request_body import request_body
+from joulegate.backends._response import (
+    ERROR_BODY_LIMIT,
+    EstimatedUsage,
+    answer_events,
+    error_for_status,
+    finish,
+)
+from joulegate.backends._text_completion import (
+    COMPLETIONS_PATH,
+    TextChunkReader,
+    text_request_body,
+)
 from joulegate.backends.base import (
     Backend,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
     ChatParams,
+    Embeddings,
+    EmbedParams,
     Finish,
-    PromptTooLong,
     StreamEvent,
-    Usage,
+    message_text,
 )
 from joulegate.backends.breaker import BreakerSettings, CircuitBreaker, ProbeResult
-from joulegate.backends.prompt_frame import message_text
+from joulegate.backends.settings import TierSettings
 from joulegate.backends.sse import MalformedResponse
 
-if TYPE_CHECKING:
-    from joulegate.config import TierSettings
+__all__ = [
+    "EstimatedUsage",
+    "HTTPBackend",
+    "MalformedResponse",
+    "UpstreamMisconfigured",
+    "UpstreamRejected",
+]
 
-log = logging.getLogger("joulegate.http_backend")
+log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
 # Backoff between attempts on one tier: base * 2**attempt, capped, times a random factor.
 RETRY_BASE_S = 0.2
 RETRY_CAP_S = 2.0
-# Most of an error body kept for the message; upstream errors can be whole HTML pages.
-ERROR_BODY_LIMIT = 4096
-# Connection pools per upstream tier: httpcore checks every pooled connection on each
-# request (O(connections)), so several small pools keep that check short under load.
-POOL_SHARDS = 8
-# How long to wait for the end of a response after its [DONE] event.
-DRAIN_S = 1.0
-
-
-class UpstreamRejected(BackendError):
-    """The upstream refused the request itself (a 4xx): another tier would refuse it too."""
-
-    status_code = 400
-    error_type = "invalid_request_error"
-    code = "upstream_rejected"
-    retryable = False
-
-
-class UpstreamMisconfigured(BackendError):
-    """401/403/404 from upstream: our tier config is wrong (key, model), not the request.
-
-    Another tier can still answer, so it is retryable across tiers; retrying the same
-    tier is pointless, so it is never retried in place.
-    """
-
-    status_code = 502
-    code = "upstream_misconfigured"
-
-
-@dataclass(frozen=True)
-class EstimatedUsage(Usage):
-    """Token counts the upstream did not report, estimated from text length.
-
-    Meters and receipts can tell it apart (``isinstance(usage, EstimatedUsage)``).
-    """
-
-    method: str = "chars/4"
-
-
-def estimate_tokens(chars: int) -> int:
-    """The common rule of thumb for English text: about four characters per token."""
-    return (chars + 3) // 4
 
 
 class HTTPBackend(Backend):
-    def __init__(
-        self,
-        tier: str,
-        model: str,
-        base_url: str,
-        *,
-        api_key_env: str | None = None,
-        connect_timeout_s: float = 5.0,
-        first_token_timeout_s: float = 60.0,
-        total_timeout_s: float = 600.0,
-        max_retries: int = 2,
-        health_path: str = "/health",
-        extra_body: dict[str, Any] | None = None,
-        max_connections: int = 100,
-        max_keepalive_connections: int = 20,
-        breaker: BreakerSettings | None = None,
-    ) -> None:
-        self.tier = tier
-        self.model = model
-        root = base_url.rstrip("/")
-        self.base_url = root.removesuffix("/v1")
-        self.api_key_env = api_key_env
-        self.connect_timeout_s = connect_timeout_s
-        self.first_token_timeout_s = first_token_timeout_s
-        self.total_timeout_s = total_timeout_s
-        self.max_retries = max_retries
-        self.health_path = health_path if health_path.startswith("/") else f"/{health_path}"
-        self.extra_body = dict(extra_body or {})
-        self.limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_keepalive_connections
-        )
-        self.breaker = CircuitBreaker(tier, self.probe, breaker)
-        self._client: httpx.AsyncClient | None = None
-        self._shards: list[httpx.AsyncClient] = []
-        self._in_flight: list[int] = []
-        self._per_shard = 1
-        self._warned_no_usage = False
+    """One ``kind = "openai"`` tier, configured by its :class:`TierSettings`."""
 
-    @classmethod
-    def from_tier(cls, tier: TierSettings, breaker: BreakerSettings | None = None) -> HTTPBackend:
-        if not tier.base_url:
-            raise ValueError(f"tier {tier.name!r}: kind = 'openai' needs base_url")
-        breaker = breaker or BreakerSettings(
-            failure_threshold=tier.breaker_failure_threshold,
-            probe_interval_s=tier.breaker_probe_interval_s,
-            probe_max_interval_s=tier.breaker_probe_max_interval_s,
+    def __init__(self, settings: TierSettings) -> None:
+        if not settings.base_url:
+            raise ValueError(f"tier {settings.name!r}: kind = 'openai' needs base_url")
+        self.settings = settings
+        self.tier = settings.name
+        self.model = settings.model
+        self.base_url = settings.base_url.rstrip("/").removesuffix("/v1")
+        path = settings.health_path
+        self.health_path = path if path.startswith("/") else f"/{path}"
+        breaker = BreakerSettings(
+            failure_threshold=settings.breaker_failure_threshold,
+            probe_interval_s=settings.breaker_probe_interval_s,
+            probe_max_interval_s=settings.breaker_probe_max_interval_s,
         )
-        return cls(
-            tier.name,
-            tier.model,
-            tier.base_url,
-            api_key_env=tier.api_key_env,
-            connect_timeout_s=tier.connect_timeout_s,
-            first_token_timeout_s=tier.first_token_timeout_s,
-            total_timeout_s=tier.total_timeout_s,
-            max_retries=tier.max_retries,
-            health_path=tier.health_path,
-            extra_body=tier.extra_body,
-            max_connections=tier.max_connections,
-            breaker=breaker,
-        )
+        self.breaker = CircuitBreaker(self.tier, self.probe, breaker)
+        self._pool: ShardedPool | None = None
+        self._warned_no_usage = False
 
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._client is None:
+        s = self.settings
+        if self._pool is None:
             # The read timeout bounds the silence between two chunks, so a stream that
             # stalls after its first token cannot hold a connection until total_timeout_s.
             timeout = httpx.Timeout(
-                connect=self.connect_timeout_s,
-                read=self.first_token_timeout_s,
-                write=self.connect_timeout_s,
-                pool=self.connect_timeout_s,
+                connect=s.connect_timeout_s,
+                read=s.first_token_timeout_s,
+                write=s.connect_timeout_s,
+                pool=s.connect_timeout_s,
             )
-            per = -(-(self.limits.max_connections or 100) // POOL_SHARDS)
-            self._per_shard = per
-            self._shards = [
-                httpx.AsyncClient(
-                    base_url=self.base_url,
-                    timeout=timeout,
-                    limits=httpx.Limits(max_connections=per, max_keepalive_connections=per),
-                )
-                for _ in range(POOL_SHARDS)
-            ]
-            self._in_flight = [0] * POOL_SHARDS
-            self._client = self._shards[0]
-        if self.api_key_env and not os.environ.get(self.api_key_env):
-            log.warning("tier %s: $%s is not set; requests will fail", self.tier, self.api_key_env)
+            self._pool = ShardedPool(self.base_url, timeout, s.max_connections)
+        if s.api_key_env and not os.environ.get(s.api_key_env):
+            log.warning("tier %s: $%s is not set; requests will fail", self.tier, s.api_key_env)
 
     async def aclose(self) -> None:
         await self.breaker.aclose()
-        shards, self._shards, self._client = self._shards, [], None
-        for client in shards:
-            await client.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def _started(self) -> ShardedPool:
+        if self._pool is None:
             raise BackendUnavailable(f"tier {self.tier!r} is not started")
-        return self._client
+        return self._pool
 
     # -- health -----------------------------------------------------------------------
 
@@ -207,23 +142,21 @@ class HTTPBackend(Backend):
         """Cheap: the breaker's view, no network (load balancers poll this often)."""
         return self.breaker.allow()
 
-    def health_report(self) -> dict[str, Any]:
-        return {"endpoint": self.base_url, "model": self.model, **self.breaker.snapshot()}
-
     async def probe(self) -> ProbeResult:
         """GET the health path; when the server has none (404), ``GET /v1/models``."""
         t0 = time.perf_counter()
         try:
-            async with asyncio.timeout(self.connect_timeout_s * 2):
-                resp = await self.client.get(self.health_path, headers=self._headers())
+            client = self._started().any
+            async with asyncio.timeout(self.settings.connect_timeout_s * 2):
+                resp = await client.get(self.health_path, headers=self._headers())
                 path = self.health_path
                 if resp.status_code in (404, 405) and self.health_path != MODELS_PATH:
-                    resp = await self.client.get(MODELS_PATH, headers=self._headers())
+                    resp = await client.get(MODELS_PATH, headers=self._headers())
                     path = MODELS_PATH
         except (TimeoutError, httpx.TimeoutException):
             return ProbeResult(False, "timed out", None, time.time())
         except (httpx.HTTPError, BackendError) as exc:
-            return ProbeResult(False, _describe(exc), None, time.time())
+            return ProbeResult(False, describe(exc), None, time.time())
         ms = (time.perf_counter() - t0) * 1000
         ok = 200 <= resp.status_code < 300
         return ProbeResult(ok, f"{path} -> HTTP {resp.status_code}", ms, time.time())
@@ -233,52 +166,42 @@ class HTTPBackend(Backend):
     def _headers(self) -> dict[str, str]:
         """Authorization, when the tier has a key; raises if its variable is unset."""
         headers: dict[str, str] = {}
-        if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
+        env = self.settings.api_key_env
+        if env:
+            key = os.environ.get(env)
             if not key:
                 raise UpstreamMisconfigured(
-                    f"tier {self.tier!r}: the API key variable ${self.api_key_env} is not set"
+                    f"tier {self.tier!r}: the API key variable ${env} is not set"
                 )
             headers["authorization"] = f"Bearer {key}"
         return headers
 
     def _redact(self, text: str) -> str:
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        env = self.settings.api_key_env
+        key = os.environ.get(env) if env else None
         return text.replace(key, "***") if key else text
 
-    def body(self, params: ChatParams) -> dict[str, Any]:
-        """The upstream request: client extras, then tier extras, then what we insist on."""
-        body: dict[str, Any] = {**params.extra, **self.extra_body}
-        stream_options = body.get("stream_options")
-        body.update(
-            model=self.model,
-            messages=params.messages,
-            stream=True,
-            stream_options={
-                **(stream_options if isinstance(stream_options, dict) else {}),
-                "include_usage": True,
-            },
-        )
-        for name, value in (
-            ("max_tokens", params.max_tokens),
-            ("temperature", params.temperature),
-            ("top_p", params.top_p),
-            ("seed", params.seed),
-        ):
-            if value is not None:
-                body[name] = value
-        if params.stop:
-            body["stop"] = list(params.stop)
-        return body
+    def stream(self, params: ChatParams) -> AsyncIterator[StreamEvent]:
+        return self._answer(params, text=False)
 
-    async def stream(self, params: ChatParams) -> AsyncIterator[StreamEvent]:
+    def complete_text(self, params: ChatParams) -> AsyncIterator[StreamEvent]:
+        """``/v1/completions`` upstream: the same retries, breaker and reading as chat."""
+        return self._answer(params, text=True)
+
+    async def _answer(self, params: ChatParams, *, text: bool) -> AsyncIterator[StreamEvent]:
         self._check_breaker()
-        body = self.body(params)
-        prompt_chars = sum(len(message_text(m)) for m in params.messages)
-        deadline = asyncio.get_running_loop().time() + self.total_timeout_s
+        if text:
+            body = text_request_body(params, self.model, self.settings.extra_body)
+            prompt_chars = len(params.prompt or "")
+        else:
+            body = request_body(
+                params, self.model, self.settings.extra_body, self.settings.supported
+            )
+            prompt_chars = sum(len(message_text(m)) for m in params.messages)
+        deadline = asyncio.get_running_loop().time() + self.settings.total_timeout_s
         attempt = 0
         while True:
-            events = self._attempt(body, deadline, prompt_chars)
+            events = self._attempt(body, deadline, prompt_chars, text=text)
             try:
                 first = await anext(events)
                 break
@@ -312,6 +235,53 @@ class HTTPBackend(Backend):
             # unfinished response closes its connection, which cancels the upstream.
             await events.aclose()
 
+    async def embed(self, params: EmbedParams, on_start: Callable[[], None]) -> Embeddings:
+        """``/v1/embeddings`` upstream, with the chat path's breaker and retries in place."""
+        self._check_breaker()
+        body = embeddings_body(params, self.model)
+        deadline = asyncio.get_running_loop().time() + self.settings.total_timeout_s
+        attempt = 0
+        while True:
+            try:
+                result = await self._embed_once(body, params, deadline)
+                break
+            except BackendError as exc:
+                self._count_failure(exc)
+                delay = self._retry_delay(exc, attempt, deadline)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                attempt += 1
+                self._check_breaker()
+        self.breaker.record_success()
+        return result
+
+    async def _embed_once(
+        self, body: dict[str, Any], params: EmbedParams, deadline: float
+    ) -> Embeddings:
+        pool = self._started()
+        async with pool.client() as client:
+            resp = await self._reach(
+                client.post(EMBEDDINGS_PATH, json=body, headers=self._headers()), deadline
+            )
+        if resp.status_code >= 400:
+            message = self._redact(sse.error_message(resp.content[:ERROR_BODY_LIMIT]))
+            raise status_error(self.settings, resp.status_code, message)
+        return read_embeddings(resp.content, self.tier, params)
+
+    async def _reach(self, send: Awaitable[httpx.Response], until: float) -> httpx.Response:
+        """The upstream's response to ``send``, its headers due by ``until``: no answer in
+        time is the tier's timeout, no connection its being unreachable (both retryable)."""
+        try:
+            async with asyncio.timeout_at(until):
+                return await send
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise timeout_error(self.settings, exc, first=True) from None
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(
+                f"tier {self.tier!r} is unreachable at {self.base_url}: {describe(exc)}"
+            ) from None
+
     def _check_breaker(self) -> None:
         if not self.breaker.allow():
             raise BackendUnavailable(
@@ -329,7 +299,7 @@ class HTTPBackend(Backend):
         if (
             not exc.retryable
             or isinstance(exc, BackendTimeout | UpstreamMisconfigured)  # would only repeat
-            or attempt >= self.max_retries
+            or attempt >= self.settings.max_retries
             or not self.breaker.allow()
         ):
             return None
@@ -338,177 +308,40 @@ class HTTPBackend(Backend):
             return None
         return delay
 
-    def _pick_shard(self) -> int:
-        """The first pool with a free connection: one request at a time reuses one
-        connection; concurrency spreads over as few pools as it needs."""
-        for i, n in enumerate(self._in_flight):
-            if n < self._per_shard:
-                return i
-        return min(range(len(self._in_flight)), key=self._in_flight.__getitem__)
-
     async def _attempt(
-        self, body: dict[str, Any], deadline: float, prompt_chars: int
+        self, body: dict[str, Any], deadline: float, prompt_chars: int, *, text: bool = False
     ) -> AsyncGenerator[StreamEvent, None]:
-        if not self._shards:
-            raise BackendUnavailable(f"tier {self.tier!r} is not started")
-        shard = self._pick_shard()
-        self._in_flight[shard] += 1
-        events = self._attempt_on(self._shards[shard], body, deadline, prompt_chars)
-        try:
-            async for event in events:
-                yield event
-        finally:
-            self._in_flight[shard] -= 1
-            await events.aclose()
+        """One upstream request, as events; every wait is bounded by a deadline.
 
-    async def _attempt_on(
-        self, client: httpx.AsyncClient, body: dict[str, Any], deadline: float, prompt_chars: int
-    ) -> AsyncGenerator[StreamEvent, None]:
-        """One upstream request, as events; every wait is bounded by a deadline."""
-        loop = asyncio.get_running_loop()
-        first_by = min(deadline, loop.time() + self.first_token_timeout_s)
+        ``text``: a plain-text completion (``/v1/completions``), else a chat completion.
+        """
+        pool = self._started()
+        first_by = min(
+            deadline, asyncio.get_running_loop().time() + self.settings.first_token_timeout_s
+        )
         headers = {**self._headers(), "accept": "text/event-stream"}
-        request = client.build_request("POST", CHAT_PATH, json=body, headers=headers)
-        try:
-            async with asyncio.timeout_at(first_by):
-                resp = await client.send(request, stream=True)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise self._timeout(exc, first=True) from None
-        except httpx.HTTPError as exc:
-            raise BackendUnavailable(
-                f"tier {self.tier!r} is unreachable at {self.base_url}: {_describe(exc)}"
-            ) from None
-        data: AsyncGenerator[str, None] | None = None
-        try:
-            if resp.status_code >= 400:
-                raise await self._status_error(resp, first_by)
-            acc = sse.ChunkReader(self.tier)
-            if "text/event-stream" not in resp.headers.get("content-type", ""):
-                # The upstream ignored stream=true and sent one JSON completion.
-                raw = await self._read(resp, first_by)
-                events = acc.whole(raw)
-            else:
-                events = []
-                data = sse.iter_data(resp.aiter_lines())
-                got_first = False
-                while True:
-                    try:
-                        async with asyncio.timeout_at(deadline if got_first else first_by):
-                            payload = await anext(data, None)
-                    except (TimeoutError, httpx.TimeoutException) as exc:
-                        raise self._timeout(exc, first=not got_first) from None
-                    except httpx.HTTPError as exc:
-                        raise BackendError(
-                            f"tier {self.tier!r} broke the stream: {_describe(exc)}"
-                        ) from None
-                    if payload is None:
-                        break
-                    if payload == sse.DONE:
-                        acc.done = True
-                        await _drain(data)
-                        break
-                    for event in acc.feed(payload, self._redact):
-                        got_first = True
-                        yield event
-            for event in events:
-                yield event
-            yield self._finish(acc, prompt_chars)
-        finally:
-            if data is not None:
-                await data.aclose()
-            await resp.aclose()
-
-    async def _read(self, resp: httpx.Response, by: float) -> bytes:
-        try:
-            async with asyncio.timeout_at(by):
-                return await resp.aread()
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise self._timeout(exc, first=True) from None
-        except httpx.HTTPError as exc:
-            raise BackendError(f"tier {self.tier!r} broke its answer: {_describe(exc)}") from None
+        async with pool.client() as client:
+            path = COMPLETIONS_PATH if text else CHAT_PATH
+            request = client.build_request("POST", path, json=body, headers=headers)
+            resp = await self._reach(client.send(request, stream=True), first_by)
+            acc = TextChunkReader(self.tier) if text else sse.ChunkReader(self.tier)
+            events = answer_events(
+                resp, self.settings, acc, first_by=first_by, deadline=deadline, redact=self._redact
+            )
+            try:
+                if resp.status_code >= 400:
+                    raise await error_for_status(resp, self.settings, first_by, self._redact)
+                async for event in events:
+                    yield event
+                yield self._finish(acc, prompt_chars)
+            finally:
+                await events.aclose()
+                await resp.aclose()
 
     def _finish(self, acc: sse.ChunkReader, prompt_chars: int) -> Finish:
-        if acc.finish_reason is None and not acc.done:
-            raise BackendError(f"tier {self.tier!r} ended the stream without finishing")
-        usage = acc.usage
-        if usage is None:
+        done = finish(acc, prompt_chars)
+        if isinstance(done.usage, EstimatedUsage):
             level = logging.DEBUG if self._warned_no_usage else logging.WARNING
             log.log(level, "tier %s sent no usage; estimating tokens as chars/4", self.tier)
             self._warned_no_usage = True
-            usage = EstimatedUsage(estimate_tokens(prompt_chars), estimate_tokens(len(acc.text)))
-        return Finish(acc.finish_reason or "stop", usage)
-
-    def _timeout(self, exc: Exception, *, first: bool) -> BackendError:
-        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-            return BackendUnavailable(
-                f"tier {self.tier!r} did not accept a connection within {self.connect_timeout_s}s"
-            )
-        if first:
-            return BackendTimeout(
-                f"tier {self.tier!r} sent no token within {self.first_token_timeout_s}s"
-            )
-        return BackendTimeout(
-            f"tier {self.tier!r} stalled mid-answer (limits: {self.first_token_timeout_s}s "
-            f"between chunks, {self.total_timeout_s}s in all)"
-        )
-
-    async def _status_error(self, resp: httpx.Response, by: float) -> BackendError:
-        status = resp.status_code
-        try:
-            async with asyncio.timeout_at(by):
-                raw = b""
-                async for chunk in resp.aiter_bytes():
-                    raw += chunk
-                    if len(raw) >= ERROR_BODY_LIMIT:
-                        break
-        except (TimeoutError, httpx.HTTPError):
-            pass
-        message = self._redact(sse.error_message(raw))
-        where = f"tier {self.tier!r} (HTTP {status})"
-        if status in (401, 403):
-            # Never echo the upstream's text: some APIs quote part of the key back.
-            key = f"${self.api_key_env}" if self.api_key_env else "no API key configured"
-            return UpstreamMisconfigured(f"{where} rejected joulegate's credentials ({key})")
-        if status == 404:
-            return UpstreamMisconfigured(
-                f"{where}: model {self.model!r} or endpoint not found: {message}"
-            )
-        if status == 429 or status == 503:
-            return BackendUnavailable(f"{where} is overloaded: {message}")
-        if status >= 500 or status == 408:
-            return BackendError(f"{where} failed: {message}")
-        if _is_context_error(message):
-            return PromptTooLong(message)
-        return UpstreamRejected(f"{where} rejected the request: {message}")
-
-
-def _is_context_error(message: str) -> bool:
-    m = message.lower()
-    return "context" in m and ("length" in m or "window" in m or "token" in m)
-
-
-async def _drain(data: AsyncGenerator[str, None]) -> None:
-    """Read to the end of a response after ``[DONE]``.
-
-    Only a response read to its end goes back to the keep-alive pool; one closed early
-    closes its connection, and every request would then pay a new TCP (and TLS) handshake.
-    """
-    with contextlib.suppress(TimeoutError, httpx.HTTPError):
-        async with asyncio.timeout(DRAIN_S):
-            async for _ in data:
-                pass
-
-
-def _describe(exc: BaseException) -> str:
-    """An httpx error without its request repr (which carries the URL and nothing else)."""
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if str(exc) else text
-
-
-__all__ = [
-    "EstimatedUsage",
-    "HTTPBackend",
-    "MalformedResponse",
-    "UpstreamMisconfigured",
-    "UpstreamRejected",
-]
+        return done

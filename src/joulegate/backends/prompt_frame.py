@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from joulegate.backends.base import message_text
+
 USER = "User"
 ASSISTANT = "Assistant"
 
@@ -27,20 +29,6 @@ FEW_SHOT: tuple[tuple[str, str], ...] = (
 )
 
 STOP_SEQUENCES: tuple[str, ...] = (f"\n{USER}:", f"\n{ASSISTANT}:", "\n\n")
-
-
-def message_text(message: dict[str, Any]) -> str:
-    """The text of a message whose content is a string or a list of text parts."""
-    content = message.get("content")
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(
-        part.get("text", "")
-        for part in content
-        if isinstance(part, dict) and part.get("type") == "text"
-    )
 
 
 def render(messages: list[dict[str, Any]]) -> str:

@@ -48,19 +48,51 @@ class MalformedResponse(BackendError):
     code = "upstream_malformed"
 
 
+# The fields of a chunk, a choice and a delta that the gateway writes itself; every other
+# field an upstream sends is passed through to the client as it came.
+_CHUNK_OWN = frozenset({"id", "object", "created", "model", "choices", "usage"})
+_CHOICE_OWN = frozenset({"index", "delta", "message", "finish_reason"})
+_DELTA_OWN = frozenset({"content", "role"})
+_USAGE_OWN = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
+
+
+def _others(obj: dict[str, Any], own: frozenset[str]) -> dict[str, Any]:
+    """``obj``'s fields the gateway does not write itself, without nulls (a null is what
+    the client gets for an absent field anyway, so it carries nothing)."""
+    return {k: v for k, v in obj.items() if k not in own and v is not None}
+
+
 class ChunkReader:
-    """Turns chat-completion chunks into events and remembers what ends the answer."""
+    """Turns chat-completion chunks into events and remembers what ends the answer.
+
+    Besides the text, it keeps every other field of the first choice's deltas, of the
+    choice and of the chunk (``tool_calls``, ``reasoning_content``, ``logprobs``,
+    ``system_fingerprint``, ...) on the events, so the client gets them as sent.
+    """
 
     def __init__(self, tier: str) -> None:
         self.tier = tier
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.usage_extra: dict[str, Any] | None = None
         self.done = False
+        # The last chunk's and the finishing choice's passthrough fields.
+        self.chunk_extra: dict[str, Any] | None = None
+        self.finish_choice: dict[str, Any] | None = None
+        # Characters of output that is not ``content``: reasoning, tool-call arguments.
+        # Token estimates need them; and any output at all means the answer is not empty.
+        self.reasoning_chars = 0
+        self.other_chars = 0
         self._parts: list[str] = []
 
     @property
     def text(self) -> str:
         return "".join(self._parts)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing came back: no content, no tool call, no reasoning, no refusal."""
+        return not self._parts and not self.reasoning_chars and not self.other_chars
 
     def _load(self, raw: str | bytes) -> dict[str, Any]:
         try:
@@ -76,31 +108,82 @@ class ChunkReader:
         if "error" in obj:
             raise BackendError(f"tier {self.tier!r} reported: {redact(error_text(obj))}")
         self._take_usage(obj)
+        chunk_extra = _others(obj, _CHUNK_OWN) or None
+        if chunk_extra:
+            self.chunk_extra = chunk_extra
         out: list[StreamEvent] = []
         for choice in self._choices(obj):
-            delta = choice.get("delta") or {}
-            content = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(content, str) and content:
-                self._parts.append(content)
-                out.append(TextDelta(content))
+            delta = choice.get("delta")
+            event = self._event(
+                delta if isinstance(delta, dict) else {},
+                _others(choice, _CHOICE_OWN),
+                chunk_extra,
+                finishing=bool(choice.get("finish_reason")),
+            )
+            if event is not None:
+                out.append(event)
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
         return out
 
     def whole(self, raw: bytes) -> list[StreamEvent]:
-        """A non-streamed ``chat.completion`` body, as the events a stream would give."""
+        """A non-streamed ``chat.completion`` body, as the events a stream would give.
+
+        The message's ``tool_calls`` become one fragment each, with the ``index`` a stream
+        gives them, so both kinds of answer are assembled the same way.
+        """
         obj = self._load(raw)
         self._take_usage(obj)
         choices = self._choices(obj)
         if not choices:
             raise MalformedResponse(f"tier {self.tier!r} sent an answer without choices")
-        message = choices[0].get("message") or {}
-        content = message.get("content") if isinstance(message, dict) else None
+        message = choices[0].get("message")
+        message = dict(message) if isinstance(message, dict) else {}
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            message["tool_calls"] = [
+                {"index": i, **c} if isinstance(c, dict) else c for i, c in enumerate(calls)
+            ]
+        self.chunk_extra = _others(obj, _CHUNK_OWN) or None
         self.finish_reason = str(choices[0].get("finish_reason") or "stop")
-        if isinstance(content, str) and content:
-            self._parts.append(content)
-            return [TextDelta(content)]
-        return []
+        event = self._event(
+            message, _others(choices[0], _CHOICE_OWN), self.chunk_extra, finishing=False
+        )
+        return [event] if event is not None else []
+
+    def _event(
+        self,
+        delta: dict[str, Any],
+        choice_extra: dict[str, Any],
+        chunk_extra: dict[str, Any] | None,
+        *,
+        finishing: bool,
+    ) -> TextDelta | None:
+        """The event for one choice's delta; None when it carries nothing for the client.
+
+        On the finishing chunk, choice fields that come without any delta (a final
+        ``logprobs``, vLLM's ``stop_reason``) are kept for :class:`Finish` instead.
+        """
+        content = delta.get("content")
+        text = content if isinstance(content, str) else ""
+        extra = _others(delta, _DELTA_OWN)
+        if not text and not extra:
+            if finishing and choice_extra:
+                self.finish_choice = choice_extra
+                return None
+            if not choice_extra:
+                return None
+        if text:
+            self._parts.append(text)
+        for key, value in extra.items():
+            size = len(json.dumps(value)) if not isinstance(value, str) else len(value)
+            if key == "reasoning_content":
+                self.reasoning_chars += size
+            else:
+                self.other_chars += size
+        return TextDelta(
+            text, extra=extra or None, choice_extra=choice_extra or None, chunk_extra=chunk_extra
+        )
 
     def _choices(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
         choices = obj.get("choices", [])
@@ -113,7 +196,14 @@ class ChunkReader:
         usage = obj.get("usage")
         if isinstance(usage, dict):
             with contextlib.suppress(KeyError, TypeError, ValueError):
-                self.usage = Usage(int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
+                details = usage.get("completion_tokens_details")
+                reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+                self.usage = Usage(
+                    int(usage["prompt_tokens"]),
+                    int(usage["completion_tokens"]),
+                    int(reasoning or 0),
+                )
+                self.usage_extra = _others(usage, _USAGE_OWN) or None
 
 
 def error_text(obj: dict[str, Any]) -> str:

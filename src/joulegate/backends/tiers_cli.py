@@ -9,18 +9,31 @@ fields left unset in the config show the metering default they fall back to, mar
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Annotated, Optional
+from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from joulegate.backends.breaker import ProbeResult
-from joulegate.config import Settings, TierSettings, load_settings
-from joulegate.metering import Meter
+from joulegate.backends.settings import CAPABILITIES, TierSettings
+from joulegate.cli_support import Column, ConfigOpt, load_settings_or_exit, print_table
+from joulegate.metering import Meter, MeteringSettings, select_sensor
 
-console = Console()
+# The tier and its model id never go; the energy and price model goes before health.
+_COLUMNS = (
+    Column("tier"),
+    Column("model id"),
+    Column("kind", drop=3),
+    Column("endpoint", drop=2),
+    Column("health", drop=1, wrap=True),
+    Column("latency", drop=2),
+    Column("J/in tok", drop=4),
+    Column("J/out tok", drop=4),
+    Column("price in", drop=4),
+    Column("price out", drop=4),
+    Column("gCO2e/kWh", drop=4),
+)
 
 
 async def probe_tier(tier: TierSettings) -> ProbeResult | None:
@@ -29,7 +42,7 @@ async def probe_tier(tier: TierSettings) -> ProbeResult | None:
         return None
     from joulegate.backends.http import HTTPBackend
 
-    backend = HTTPBackend.from_tier(tier)
+    backend = HTTPBackend(tier)
     await backend.start()
     try:
         return await backend.probe()
@@ -37,8 +50,8 @@ async def probe_tier(tier: TierSettings) -> ProbeResult | None:
         await backend.aclose()
 
 
-async def probe_all(settings: Settings) -> list[ProbeResult | None]:
-    return list(await asyncio.gather(*(probe_tier(t) for t in settings.tiers)))
+async def probe_all(tiers: Sequence[TierSettings]) -> list[ProbeResult | None]:
+    return list(await asyncio.gather(*(probe_tier(t) for t in tiers)))
 
 
 def _num(value: float | None, default: float, fmt: str = "{:g}") -> str:
@@ -46,10 +59,15 @@ def _num(value: float | None, default: float, fmt: str = "{:g}") -> str:
 
 
 def _row(
-    tier: TierSettings, settings: Settings, result: ProbeResult | None, sensed: str | None
+    tier: TierSettings,
+    m: MeteringSettings,
+    result: ProbeResult | None,
+    sensed: str | None,
+    electricity: bool = False,
 ) -> list[str]:
-    """``sensed``: the sensor's provenance label when it meters this tier, else None."""
-    m, p = settings.metering, tier.profile
+    """``sensed``: the sensor's provenance label when it meters this tier, else None.
+    ``electricity``: an estimated tier on this machine, priced at its electricity."""
+    p = tier.profile
     if result is None:
         health, latency = "[green]in-process[/]", "-"
     elif result.ok:
@@ -68,6 +86,9 @@ def _row(
         usd_in = f"{_num(p.usd_per_mtok_input, m.remote_usd_per_mtok_input)} $/Mtok"
         usd_out = f"{_num(p.usd_per_mtok_output, m.remote_usd_per_mtok_output)} $/Mtok"
         grid = _num(p.grid_gco2_per_kwh, m.remote_grid_gco2_per_kwh)
+        if electricity:  # on this machine, not measurable: its estimate at local prices
+            usd_in, usd_out = f"{_num(p.usd_per_kwh, m.usd_per_kwh)} $/kWh", "-"
+            grid = _num(p.grid_gco2_per_kwh, m.grid_gco2_per_kwh)
     endpoint = tier.base_url or "in-process (llama.cpp)"
     return [
         tier.name,
@@ -84,44 +105,77 @@ def _row(
     ]
 
 
+_CAPABILITY_COLUMNS = (
+    Column("tier"),
+    Column("capability"),
+    Column("declared"),
+    Column("probed"),
+    Column("detail", drop=1, wrap=True),
+)
+
+
+def _mark(value: bool | None) -> str:
+    return {True: "[green]yes[/]", False: "[red]no[/]", None: "[yellow]?[/]"}[value]
+
+
+def print_capabilities(settings_tiers: Sequence[TierSettings], console: Console) -> None:
+    """Probe each upstream's capabilities and show them beside what its config declares;
+    then the ``[tiers.capabilities]`` lines that would make the config match."""
+    from joulegate.backends.capability_probe import run
+
+    rows: list[list[str]] = []
+    fixes: dict[str, list[str]] = {}
+    for tier in settings_tiers:
+        declared = tier.supported
+        probed = {o.capability: o for o in run(tier)} if tier.kind == "openai" else {}
+        for name in CAPABILITIES:
+            outcome = probed.get(name)
+            said = name in declared
+            got = outcome.ok if outcome is not None else None
+            detail = outcome.detail if outcome is not None else "in-process: as measured"
+            rows.append([tier.name, name, _mark(said), _mark(got), detail])
+            if got is not None and got != said:
+                fixes.setdefault(tier.name, []).append(f"{name} = {str(got).lower()}")
+    print_table(_CAPABILITY_COLUMNS, rows, title="capabilities", console=console)
+    for tier_name, lines in fixes.items():
+        console.print(
+            f"tier {tier_name}: to match the probe, set in its \\[tiers.capabilities]: "
+            + ", ".join(lines),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def tiers(
-    config: Annotated[
-        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.11
+    config: ConfigOpt = None,
+    probe: Annotated[
+        bool,
         typer.Option(
-            "--config", "-c", help="TOML config file (else $JOULEGATE_CONFIG).", exists=True
+            "--probe",
+            help="Also probe each upstream's capabilities (tools, JSON, logprobs, ...) with "
+            "one tiny request each, and compare them with the config.",
         ),
-    ] = None,
+    ] = False,
 ) -> None:
     """Show each tier's health, model, and energy/price profile."""
-    try:
-        settings = load_settings(config)
-    except Exception as exc:  # show config errors without a traceback
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    results = asyncio.run(probe_all(settings))
-    table = Table(
-        "tier",
-        "model id",
-        "kind",
-        "endpoint",
-        "health",
-        "latency",
-        "J/in tok",
-        "J/out tok",
-        "price in",
-        "price out",
-        "gCO2e/kWh",
-        title="joulegate tiers (cheapest first)",
-    )
+    settings = load_settings_or_exit(config)
+    results = asyncio.run(probe_all(settings.tiers))
     # The meter decides which tiers this machine's sensor can measure; ask it, don't guess.
-    meter = Meter(settings.metering, settings.tiers)
+    meter = Meter(settings.metering, settings.tiers, select_sensor(settings.metering))
+    rows = []
     for tier, result in zip(settings.tiers, results, strict=True):
-        sensed = meter.sensor.source if meter.plan(tier.name).local else None
-        table.add_row(*_row(tier, settings, result, sensed))
-    console.print(table)
-    console.print(f"[dim]energy sensor: {meter.sensor.name} ({meter.sensor.source})[/]")
+        pricing = meter.pricing(tier.name)
+        sensed = meter.sensor.source if pricing.local else None
+        electricity = pricing.on_machine and not pricing.per_token_price
+        rows.append(_row(tier, settings.metering, result, sensed, electricity))
+    console = Console()
+    print_table(_COLUMNS, rows, title="joulegate tiers (cheapest first)", console=console)
+    if console.is_terminal:  # a pipe gets the rows alone
+        console.print(f"[dim]energy sensor: {meter.sensor.name} ({meter.sensor.source})[/]")
+        console.print("[dim]* metering default (docs/energy.md); set it in \\[tiers.profile][/]")
     meter.close()
-    console.print("[dim]* metering default (docs/energy.md); set it in \\[tiers.profile][/]")
+    if probe:
+        print_capabilities(settings.tiers, console)
 
 
-__all__ = ["probe_all", "probe_tier", "tiers"]
+__all__ = ["print_capabilities", "probe_all", "probe_tier", "tiers"]

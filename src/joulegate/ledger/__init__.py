@@ -5,7 +5,6 @@ API keys and reserves/settles their budgets atomically. The schema is migrated w
 scripts shipped in this package. SQLite (WAL) by default, PostgreSQL by URL.
 """
 
-from joulegate.ledger.budgets import Reservation
 from joulegate.ledger.errors import (
     BudgetExceeded,
     DuplicateRequest,
@@ -14,7 +13,9 @@ from joulegate.ledger.errors import (
     UnknownKey,
 )
 from joulegate.ledger.keys import KeyInfo, KeyStore
+from joulegate.ledger.outcomes import OutcomeRecord, OutcomeStore
 from joulegate.ledger.records import LedgerRecord
+from joulegate.ledger.reservations import Reservation
 from joulegate.ledger.settings import LedgerSettings
 from joulegate.ledger.store import Ledger, default_url
 
@@ -28,6 +29,8 @@ __all__ = [
     "LedgerError",
     "LedgerRecord",
     "LedgerSettings",
+    "OutcomeRecord",
+    "OutcomeStore",
     "Reservation",
     "UnknownKey",
     "default_url",

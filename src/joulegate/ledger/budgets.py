@@ -3,11 +3,11 @@
 A key's budget is per period: ``day`` and ``month`` windows start at UTC midnight and on the
 first of the month; ``total`` never resets. Spend belongs to the period it was settled in,
 so a request that straddles a reset counts against the new period (the cautious choice).
+The transactions that hold and spend budgets are in ``reservations.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -15,8 +15,11 @@ Period = Literal["total", "day", "month"]
 OnExceed = Literal["reject", "downgrade"]
 PERIODS: tuple[Period, ...] = ("total", "day", "month")
 ON_EXCEED: tuple[OnExceed, ...] = ("reject", "downgrade")
-# The three budgets a key may carry, as (name used in errors, column suffix).
+# The three budgets a key may carry. Each name is both the suffix of the key's columns
+# (``budget_j``, ``spent_j``, ``reserved_j``) and what ``BudgetExceeded.budget`` reports.
 DIMENSIONS = ("j", "usd", "co2e_g")
+# The receipt amount (``metering.receipt.AMOUNTS``) each budget dimension is charged in.
+AMOUNT_OF = {"j": "energy_j", "usd": "cost_usd", "co2e_g": "co2e_g"}
 
 # Float sums of per-request costs drift by ulps; a budget that covers exactly N requests
 # must admit the N-th one.
@@ -35,6 +38,15 @@ def period_start(period: str, now: datetime, created_at: datetime) -> datetime:
     raise ValueError(f"unknown budget period {period!r}; choose one of {', '.join(PERIODS)}")
 
 
+def rolled_over(
+    period: str, stored_start: datetime, created_at: datetime, now: datetime
+) -> datetime | None:
+    """The current window's start if the stored window has ended (its spend no longer
+    counts), else ``None``."""
+    start = period_start(period, now, created_at)
+    return None if stored_start >= start else start
+
+
 def resets_at(period: str, start: datetime) -> datetime | None:
     """When the window that began at ``start`` ends; ``None`` for a lifetime budget."""
     if period == "day":
@@ -48,17 +60,3 @@ def resets_at(period: str, start: datetime) -> datetime | None:
 def exceeds(limit: float, used: float, amount: float) -> bool:
     """Would ``used + amount`` go over ``limit`` (allowing float rounding)?"""
     return used + amount > limit + _REL_TOLERANCE * max(1.0, abs(limit))
-
-
-@dataclass
-class Reservation:
-    """A worst-case hold on a key's budget, to be settled or released exactly once."""
-
-    reservation_id: str
-    key_id: str
-    energy_j: float
-    cost_usd: float
-    co2e_g: float
-    created_at: datetime
-    expires_at: datetime
-    finished: bool = field(default=False, compare=False)

@@ -1,81 +1,50 @@
-"""API keys: created once, stored as salted scrypt hashes, with budgets reserved atomically.
+"""API keys: views of a key, and the store that creates, lists, revokes and checks them.
 
-A token reads ``jg-<key_id>_<secret>``. ``key_id`` is not secret: it finds the row without a
-scan and is what the ledger records. Only ``scrypt(secret, salt)`` is stored, so the database
-never holds a usable key.
-
-Budgets work by *reserve, then settle*: before dispatch, :meth:`KeyStore.reserve` holds the
-request's worst case against the key's remaining budget; afterwards :meth:`KeyStore.settle`
-swaps the hold for the actual spend (or :meth:`KeyStore.release` drops it). Each step is one
-transaction on the key's row: ``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
-SQLite, so concurrent requests, in one process or many, can never overspend a budget.
+The token format and its hashing are in ``tokens.py``; a key's budgets are held and spent by
+the transactions in ``reservations.py``, which :class:`KeyStore` exposes so the gateway
+holds one object for "this key and what it may still spend".
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import hashlib
+import functools
 import hmac
-import secrets
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
+from joulegate.ledger import reservations as holds
 from joulegate.ledger.budgets import (
     DIMENSIONS,
     ON_EXCEED,
     PERIODS,
-    Reservation,
-    exceeds,
     period_start,
     resets_at,
+    rolled_over,
 )
 from joulegate.ledger.engine import create_ledger_engine, write_transaction
-from joulegate.ledger.errors import BudgetExceeded, UnknownKey
+from joulegate.ledger.errors import UnknownKey
 from joulegate.ledger.migrate import upgrade
-from joulegate.ledger.schema import api_keys, reservations
+from joulegate.ledger.reservations import Reservation
+from joulegate.ledger.schema import api_keys
+from joulegate.ledger.tokens import (
+    format_token,
+    hash_secret,
+    new_key_id,
+    new_secret,
+    parse_token,
+    token_fingerprint,
+    verify_secret,
+)
 
-TOKEN_PREFIX = "jg-"
-# scrypt cost: ~16 MiB and a few tens of ms per check; verified tokens are then cached.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
-# Column suffix for each budget dimension, matching the reserve() arguments.
-_AMOUNT = {"j": "energy_j", "usd": "cost_usd", "co2e_g": "co2e_g"}
-
-
-def _hash_secret(secret: str, salt: bytes) -> str:
-    digest = hashlib.scrypt(
-        secret.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
-    )
-    return f"scrypt:{_SCRYPT_N}:{_SCRYPT_R}:{_SCRYPT_P}:{digest.hex()}"
-
-
-def _verify_secret(secret: str, salt: bytes, stored: str) -> bool:
-    try:
-        algo, n, r, p, want = stored.split(":")
-        if algo != "scrypt":
-            return False
-        got = hashlib.scrypt(
-            secret.encode(), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(want) // 2
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(got.hex(), want)
-
-
-def parse_token(token: str) -> tuple[str, str] | None:
-    """``(key_id, secret)`` from ``jg-<key_id>_<secret>``, or ``None`` if malformed."""
-    if not token.startswith(TOKEN_PREFIX):
-        return None
-    key_id, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
-    if not sep or not key_id or not secret or len(key_id) > 32:
-        return None
-    return key_id, secret
+# "user": calls models. "admin": also reads the reports (the dashboard, its API, /metrics).
+ROLES = ("user", "admin")
 
 
 @dataclass(frozen=True)
@@ -98,21 +67,30 @@ class KeyInfo:
     reserved_j: float
     reserved_usd: float
     reserved_co2e_g: float
+    role: str = "user"
+    rpm: int | None = None  # requests per minute; None: the server's default
+    tpm: int | None = None  # tokens per minute; None: the server's default
+    learn: bool = True  # False: shadow sampling never learns from this key's traffic
 
     @classmethod
     def from_row(cls, row: Any, now: datetime | None = None) -> KeyInfo:
         """From an ``api_keys`` row, with spend zeroed if the row's period has rolled over."""
         m = row._mapping
-        start = period_start(m["period"], now or datetime.now(UTC), m["created_at"])
-        fresh = m["period_start"] >= start
+        now = now or datetime.now(UTC)
         fields = {f: m[f] for f in cls.__dataclass_fields__ if f in m}
-        if not fresh:
-            fields |= {"period_start": start, "spent_j": 0.0, "spent_usd": 0.0, "spent_co2e_g": 0.0}
+        start = rolled_over(m["period"], m["period_start"], m["created_at"], now)
+        if start is not None:
+            fields |= {"period_start": start, **{f"spent_{d}": 0.0 for d in DIMENSIONS}}
         return cls(**fields)
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def is_admin(self) -> bool:
+        """Admin keys may read the reports (the dashboard and its API, /metrics)."""
+        return self.role == "admin"
 
     @property
     def resets_at(self) -> datetime | None:
@@ -144,6 +122,13 @@ class KeyInfo:
         return view
 
 
+@functools.cache
+def _dummy_hash() -> tuple[bytes, str]:
+    """A salt and hash no secret matches, to verify against when the key id is unknown."""
+    secret, salt = new_secret()
+    return salt, hash_secret(secret + "-never-issued", salt)
+
+
 class KeyStore:
     """API keys and their budgets, in the ledger's database. Every method is thread-safe."""
 
@@ -172,6 +157,11 @@ class KeyStore:
         budget_co2e_g: float | None = None,
         period: str = "total",
         on_exceed: str = "reject",
+        *,
+        role: str = "user",
+        rpm: int | None = None,
+        tpm: int | None = None,
+        learn: bool = True,
     ) -> tuple[KeyInfo, str]:
         """Make a key; returns its info and the clear token, which is never seen again."""
         name = name.strip()
@@ -184,15 +174,19 @@ class KeyStore:
         for label, value in (("energy", budget_j), ("usd", budget_usd), ("co2e", budget_co2e_g)):
             if value is not None and value < 0:
                 raise ValueError(f"the {label} budget must not be negative")
-        key_id = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
-        salt = secrets.token_bytes(16)
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        for label, rate in (("rpm", rpm), ("tpm", tpm)):
+            if rate is not None and rate < 1:
+                raise ValueError(f"{label} must be at least 1 (leave it out for no limit)")
+        key_id = new_key_id()
+        secret, salt = new_secret()
         now = datetime.now(UTC)
         row = {
             "key_id": key_id,
             "name": name,
             "salt": salt.hex(),
-            "secret_hash": _hash_secret(secret, salt),
+            "secret_hash": hash_secret(secret, salt),
             "created_at": now,
             "revoked_at": None,
             "period": period,
@@ -201,6 +195,10 @@ class KeyStore:
             "budget_usd": budget_usd,
             "budget_co2e_g": budget_co2e_g,
             "period_start": period_start(period, now, now),
+            "role": role,
+            "rpm": rpm,
+            "tpm": tpm,
+            "learn": learn,
         }
         try:
             with write_transaction(self.engine) as conn:
@@ -208,7 +206,7 @@ class KeyStore:
                 stored = conn.execute(api_keys.select().where(api_keys.c.key_id == key_id)).one()
         except sa.exc.IntegrityError:
             raise ValueError(f"a live key named {name!r} already exists") from None
-        return KeyInfo.from_row(stored, now), f"{TOKEN_PREFIX}{key_id}_{secret}"
+        return KeyInfo.from_row(stored, now), format_token(key_id, secret)
 
     def get(self, key_id: str) -> KeyInfo | None:
         """The key with this id, revoked or not."""
@@ -248,6 +246,8 @@ class KeyStore:
 
         The row is read every time, so a revocation by another process takes effect on the
         next request; only the slow scrypt check is cached, per key, for the exact token.
+        An unknown or revoked id costs the same scrypt as a wrong secret, so the time an
+        answer takes does not tell which key ids exist.
         """
         parsed = parse_token(token.strip())
         if parsed is None:
@@ -256,116 +256,45 @@ class KeyStore:
         with self.engine.connect() as conn:
             row = conn.execute(api_keys.select().where(api_keys.c.key_id == key_id)).first()
         if row is None or row.revoked_at is not None:
+            with self._verify_lock:  # queued like a real check, too
+                verify_secret(secret, *_dummy_hash())
             return None
-        fingerprint = hashlib.sha256(token.strip().encode()).digest()
+        fingerprint = token_fingerprint(token.strip())
         proof = (fingerprint, row.secret_hash)
         if self._verified.get(key_id) != proof:
             with self._verify_lock:  # one scrypt per burst of requests, not one per request
                 if self._verified.get(key_id) != proof:
-                    if not _verify_secret(secret, bytes.fromhex(row.salt), row.secret_hash):
+                    if not verify_secret(secret, bytes.fromhex(row.salt), row.secret_hash):
                         return None
                     self._verified[key_id] = proof
         return KeyInfo.from_row(row)
 
-    # -- budgets -------------------------------------------------------------------------------
+    def is_verified(self, token: str) -> bool:
+        """Whether ``token`` already passed its scrypt check in this process (no database
+        read): such a client is not held up by throttling aimed at guessers."""
+        parsed = parse_token(token.strip())
+        if parsed is None:
+            return False
+        proof = self._verified.get(parsed[0])
+        return proof is not None and hmac.compare_digest(proof[0], token_fingerprint(token.strip()))
 
-    def _lock_key(self, conn: Connection, key_id: str) -> Any:
-        stmt = api_keys.select().where(api_keys.c.key_id == key_id).with_for_update()
-        return conn.execute(stmt).first()
-
-    def _current(self, row: Any, now: datetime) -> dict[str, Any]:
-        """The row's spend for the current period: zero if the window has rolled over."""
-        start = period_start(row.period, now, row.created_at)
-        if row.period_start >= start:
-            return {f"spent_{d}": getattr(row, f"spent_{d}") for d in DIMENSIONS}
-        return {"period_start": start, **{f"spent_{d}": 0.0 for d in DIMENSIONS}}
-
-    def _release_expired(self, conn: Connection, key_id: str, now: datetime) -> dict[str, float]:
-        """Drop holds whose gateway never settled them; returns what they had reserved."""
-        expired = sa.and_(reservations.c.key_id == key_id, reservations.c.expires_at < now)
-        cols = [sa.func.coalesce(sa.func.sum(reservations.c[_AMOUNT[d]]), 0.0) for d in DIMENSIONS]
-        sums = conn.execute(sa.select(*cols).where(expired)).one()
-        conn.execute(reservations.delete().where(expired))
-        return {d: float(v) for d, v in zip(DIMENSIONS, sums, strict=True)}
+    # -- budgets (the transactions are in reservations.py) --------------------------------
 
     def reserve(self, key_id: str, energy_j: float, cost_usd: float, co2e_g: float) -> Reservation:
-        """Hold a request's worst case against the key's budgets, or raise ``BudgetExceeded``.
-
-        Succeeds only if, for every budget the key has, settled spend in this period plus
-        outstanding holds plus this amount stays within the limit.
-        """
-        amounts = {"j": energy_j, "usd": cost_usd, "co2e_g": co2e_g}
-        if any(v < 0 for v in amounts.values()):
-            raise ValueError("reserved amounts must not be negative")
-        now = datetime.now(UTC)
-        res = Reservation(
-            uuid.uuid4().hex, key_id, energy_j, cost_usd, co2e_g, now, now + self.reservation_ttl
+        """Hold a request's worst case against the key's budgets, or raise ``BudgetExceeded``."""
+        return holds.reserve(
+            self.engine, key_id, energy_j, cost_usd, co2e_g, ttl=self.reservation_ttl
         )
-        with write_transaction(self.engine) as conn:
-            row = self._lock_key(conn, key_id)
-            if row is None or row.revoked_at is not None:
-                raise UnknownKey(f"no live key {key_id!r}")
-            values = self._current(row, now)
-            freed = self._release_expired(conn, key_id, now)
-            start = values.get("period_start", row.period_start)
-            for d in DIMENSIONS:
-                reserved = max(0.0, getattr(row, f"reserved_{d}") - freed[d])
-                limit = getattr(row, f"budget_{d}")
-                used = values[f"spent_{d}"] + reserved
-                if limit is not None and exceeds(limit, used, amounts[d]):
-                    raise BudgetExceeded(d, limit, used, amounts[d], resets_at(row.period, start))
-                values[f"reserved_{d}"] = reserved + amounts[d]
-            conn.execute(api_keys.update().where(api_keys.c.key_id == key_id).values(**values))
-            conn.execute(
-                reservations.insert().values(
-                    reservation_id=res.reservation_id,
-                    key_id=key_id,
-                    energy_j=energy_j,
-                    cost_usd=cost_usd,
-                    co2e_g=co2e_g,
-                    created_at=res.created_at,
-                    expires_at=res.expires_at,
-                )
-            )
-        return res
 
     def settle(
         self, reservation: Reservation, energy_j: float, cost_usd: float, co2e_g: float
     ) -> None:
         """Replace the hold by what the request actually cost (charged to the current period)."""
-        if reservation.finished:
-            raise RuntimeError(f"reservation {reservation.reservation_id} is already settled")
-        actual = {"j": energy_j, "usd": cost_usd, "co2e_g": co2e_g}
-        held = {
-            "j": reservation.energy_j,
-            "usd": reservation.cost_usd,
-            "co2e_g": reservation.co2e_g,
-        }
-        now = datetime.now(UTC)
-        with write_transaction(self.engine) as conn:
-            row = self._lock_key(conn, reservation.key_id)
-            if row is None:
-                raise UnknownKey(f"no key {reservation.key_id!r}")
-            values = self._current(row, now)
-            gone = conn.execute(
-                reservations.delete().where(
-                    reservations.c.reservation_id == reservation.reservation_id
-                )
-            ).rowcount
-            for d in DIMENSIONS:
-                reserved = getattr(row, f"reserved_{d}")
-                if gone:  # else it expired and was already released
-                    reserved = max(0.0, reserved - held[d])
-                values[f"reserved_{d}"] = reserved
-                values[f"spent_{d}"] += max(0.0, actual[d])
-            conn.execute(
-                api_keys.update().where(api_keys.c.key_id == reservation.key_id).values(**values)
-            )
-        reservation.finished = True
+        holds.settle(self.engine, reservation, energy_j, cost_usd, co2e_g)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold without spending anything (the request failed before any work)."""
-        self.settle(reservation, 0.0, 0.0, 0.0)
+        holds.release(self.engine, reservation)
 
     # -- async wrappers for the server: the database work runs in a thread ------------------------
 

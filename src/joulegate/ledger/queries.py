@@ -14,24 +14,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from joulegate.ledger.schema import requests
+from joulegate.metering.receipt import AMOUNTS, BASELINE_AMOUNTS, SUMMED, TOKENS, baseline_of
 
-GROUP_BY = ("tier", "model", "key", "day", "source", "status")
-
-_SUMMED = (
-    "prompt_tokens",
-    "completion_tokens",
-    "energy_j",
-    "cost_usd",
-    "co2e_g",
-    "baseline_energy_j",
-    "baseline_cost_usd",
-    "baseline_co2e_g",
-)
-_SAVINGS = (
-    ("energy_j", "baseline_energy_j"),
-    ("cost_usd", "baseline_cost_usd"),
-    ("co2e_g", "baseline_co2e_g"),
-)
+GROUP_BY = ("tier", "model", "key", "day", "source", "status", "purpose")
 
 
 def _bucket(engine: Engine, bucket_s: int) -> ColumnElement[Any]:
@@ -44,9 +29,9 @@ def _bucket(engine: Engine, bucket_s: int) -> ColumnElement[Any]:
     return (epoch // size) * size
 
 
-def _sums() -> list[ColumnElement[Any]]:
+def _sums(names: tuple[str, ...] = SUMMED) -> list[ColumnElement[Any]]:
     cols: list[ColumnElement[Any]] = [sa.func.count().label("requests")]
-    cols += [sa.func.coalesce(sa.func.sum(requests.c[n]), 0).label(n) for n in _SUMMED]
+    cols += [sa.func.coalesce(sa.func.sum(requests.c[n]), 0).label(n) for n in names]
     return cols
 
 
@@ -55,8 +40,8 @@ def _since(stmt: sa.Select[Any], since: datetime | None) -> sa.Select[Any]:
 
 
 def _empty_group() -> dict[str, Any]:
-    g: dict[str, Any] = {"requests": 0, **{n: 0.0 for n in _SUMMED}}
-    g["prompt_tokens"] = g["completion_tokens"] = 0
+    g: dict[str, Any] = {"requests": 0, **{n: 0.0 for n in SUMMED}}
+    g.update(dict.fromkeys(TOKENS, 0))
     g["energy_by_source"] = {}
     g["requests_by_source"] = {}
     return g
@@ -64,7 +49,7 @@ def _empty_group() -> dict[str, Any]:
 
 def _add(g: dict[str, Any], row: sa.RowMapping) -> None:
     g["requests"] += int(row["requests"])
-    for n in _SUMMED:
+    for n in SUMMED:
         g[n] += row[n]
     src = row["energy_source"]
     g["energy_by_source"][src] = g["energy_by_source"].get(src, 0.0) + float(row["energy_j"])
@@ -72,10 +57,10 @@ def _add(g: dict[str, Any], row: sa.RowMapping) -> None:
 
 
 def _finish(g: dict[str, Any]) -> dict[str, Any]:
-    for n in _SUMMED:
-        g[n] = int(g[n]) if n.endswith("_tokens") else float(g[n])
-    for actual, base in _SAVINGS:
-        g[f"savings_{actual}"] = g[base] - g[actual]
+    for n in SUMMED:
+        g[n] = int(g[n]) if n in TOKENS else float(g[n])
+    for amount in AMOUNTS:
+        g[f"savings_{amount}"] = g[baseline_of(amount)] - g[amount]
     n = g["requests"]
     g["energy_j_per_request"] = g["energy_j"] / n if n else 0.0
     g["baseline_energy_j_per_request"] = g["baseline_energy_j"] / n if n else 0.0
@@ -90,6 +75,8 @@ def _group_expr(engine: Engine, by: str) -> ColumnElement[Any]:
             return requests.c.key_id
         case "source":
             return requests.c.energy_source
+        case "purpose":  # rows from before the column existed were all served
+            return sa.func.coalesce(requests.c.purpose, "serve")
         case "day":
             return _bucket(engine, 86_400)
     raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
@@ -153,17 +140,7 @@ def timeseries(
     if bucket_s < 1:
         raise ValueError("bucket_s must be at least 1")
     bucket = _bucket(engine, bucket_s).label("bucket")
-    sums = [sa.func.count().label("requests")] + [
-        sa.func.coalesce(sa.func.sum(requests.c[n]), 0).label(n)
-        for n in (
-            "energy_j",
-            "cost_usd",
-            "co2e_g",
-            "baseline_energy_j",
-            "baseline_cost_usd",
-            "baseline_co2e_g",
-        )
-    ]
+    sums = _sums((*AMOUNTS, *BASELINE_AMOUNTS))
     stmt = _since(
         sa.select(bucket, requests.c.tier, *sums)
         .group_by(sa.literal_column("bucket"), requests.c.tier)

@@ -67,6 +67,12 @@ requests = sa.Table(
     sa.Column("baseline_co2e_g", sa.Float(), nullable=False),
     sa.Column("fallback_from", sa.String(64), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
+    # Why the request was made: "serve" (a client's), "calibration" (``joulegate calibrate``),
+    # "shadow" (quality sampling); so a report can show what measuring the tiers cost.
+    sa.Column("purpose", sa.String(16), nullable=True, server_default="serve"),
+    # A reasoning model's thinking: part of completion_tokens, and its part of energy_j.
+    sa.Column("reasoning_tokens", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("reasoning_energy_j", sa.Float(), nullable=False, server_default="0"),
     sa.Index("ix_requests_key_id_ts", "key_id", "ts"),
     sa.Index("ix_requests_ts", "ts"),
 )
@@ -95,6 +101,13 @@ api_keys = sa.Table(
     sa.Column("reserved_j", sa.Float(), nullable=False, server_default="0"),
     sa.Column("reserved_usd", sa.Float(), nullable=False, server_default="0"),
     sa.Column("reserved_co2e_g", sa.Float(), nullable=False, server_default="0"),
+    # "admin" keys may read the dashboard and its API; "user" keys only call models.
+    sa.Column("role", sa.String(16), nullable=False, server_default="user"),
+    # Requests and tokens per minute; None: the server's default.
+    sa.Column("rpm", sa.Integer(), nullable=True),
+    sa.Column("tpm", sa.Integer(), nullable=True),
+    # False: shadow sampling never learns from this key's traffic (keys create --no-learn).
+    sa.Column("learn", sa.Boolean(), nullable=False, server_default=sa.true()),
     # Names identify live keys; a revoked key's name may be reused.
     sa.Index(
         "ux_api_keys_live_name",
@@ -117,4 +130,28 @@ reservations = sa.Table(
     # A gateway that dies mid-request never settles; its hold lapses at this time.
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Index("ix_reservations_key_id_expires_at", "key_id", "expires_at"),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    # One graded answer of one tier to one prompt: what calibration (and later shadow
+    # sampling) learns each tier's competence from. Keyed by the tier's public id
+    # (``model``), so a tier that changes its model starts with no outcomes.
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("ts", UTCDateTime(), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("prompt_sha256", sa.String(64), nullable=False),
+    sa.Column("tier", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("score", sa.Float(), nullable=False),
+    sa.Column("grader", sa.String(32), nullable=False),
+    # JSON: the answer's confidence features, n_tokens, the router's score, ...
+    sa.Column("features", sa.Text(), nullable=True),
+    sa.Column("energy_j", sa.Float(), nullable=True),
+    sa.Column("energy_source", sa.String(32), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    # The prompt itself, only where keeping it is allowed (the shipped probe set is public).
+    sa.Column("prompt", sa.Text(), nullable=True),
+    sa.Index("ix_outcomes_purpose_model_prompt", "purpose", "model", "prompt_sha256"),
 )

@@ -23,18 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from joulegate._platform import vcpu_count
 from joulegate.metering.sensors import Sensor
 from joulegate.metering.settings import MeteringSettings
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def usable_vcpus() -> int:
-    """vCPUs this process may run on: the affinity mask where the OS has one."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def resident_gb() -> float:
@@ -70,7 +63,7 @@ class CpuModelSensor(Sensor):
             raise ValueError("cpu_max_w_per_vcpu must be >= cpu_min_w_per_vcpu")
         self.min_w = min_w_per_vcpu
         self.max_w = max_w_per_vcpu
-        self.vcpus = vcpus or usable_vcpus()
+        self.vcpus = vcpus or vcpu_count()
         self.memory_w_per_gb = memory_w_per_gb
         self._memory_gb = memory_gb
         self._clock = clock

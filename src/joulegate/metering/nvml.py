@@ -12,15 +12,9 @@ import contextlib
 import threading
 from typing import Any
 
+import pynvml  # nvidia-ml-py, a dependency: importing it needs no driver, nvmlInit does
+
 from joulegate.metering.sensors import Sensor, SensorUnavailable
-
-
-def _load_pynvml() -> Any:
-    try:
-        import pynvml  # nvidia-ml-py
-    except ImportError as exc:
-        raise SensorUnavailable("nvidia-ml-py (module pynvml) is not installed") from exc
-    return pynvml
 
 
 class NvmlSensor(Sensor):
@@ -29,8 +23,7 @@ class NvmlSensor(Sensor):
     name = "nvml"
     source = "measured:nvml"
 
-    def __init__(self, pynvml: Any, handles: list[Any], indices: list[int]) -> None:
-        self._nvml = pynvml
+    def __init__(self, handles: list[Any], indices: list[int]) -> None:
         self._handles = handles
         self.indices = indices
         self._lock = threading.Lock()
@@ -40,7 +33,6 @@ class NvmlSensor(Sensor):
     @classmethod
     def open(cls, devices: list[int] | None = None) -> NvmlSensor:
         """Initialise NVML and check every chosen device has an energy counter."""
-        pynvml = _load_pynvml()
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
@@ -63,13 +55,13 @@ class NvmlSensor(Sensor):
                     raise SensorUnavailable(
                         f"GPU {i} has no total-energy counter ({exc}); needs Volta or newer"
                     ) from exc
-            return cls(pynvml, handles, indices)
+            return cls(handles, indices)
         except BaseException:
             pynvml.nvmlShutdown()
             raise
 
     def _read_mj(self) -> int:
-        return sum(int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h)) for h in self._handles)
+        return sum(int(pynvml.nvmlDeviceGetTotalEnergyConsumption(h)) for h in self._handles)
 
     def energy_j(self) -> float:
         with self._lock:
@@ -78,5 +70,5 @@ class NvmlSensor(Sensor):
             return (self._last_mj - self._origin_mj) / 1000.0
 
     def close(self) -> None:
-        with contextlib.suppress(self._nvml.NVMLError):
-            self._nvml.nvmlShutdown()
+        with contextlib.suppress(pynvml.NVMLError):
+            pynvml.nvmlShutdown()

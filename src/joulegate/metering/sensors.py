@@ -1,18 +1,15 @@
 """One interface for everything that can say how many joules this process has driven.
 
 A sensor is a cumulative counter, like NVML's total-energy counter: callers read it twice
-and subtract. Keeping the interface that small is what lets the accountant (``meter.py``)
-split energy between overlapping requests without knowing which device it talks to.
+and subtract. Keeping the interface that small is what lets the accountant
+(``accountant.py``) split energy between overlapping requests without knowing which device
+it talks to. The implementations (``nvml.py``, ``rapl.py``, ``cpu_model.py``) import this
+module, never the other way round; ``joulegate.metering.select_sensor`` picks one.
 """
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
-
-from joulegate.metering.settings import MeteringSettings
-
-log = logging.getLogger(__name__)
 
 
 class MeteringError(Exception):
@@ -45,39 +42,3 @@ class Sensor(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.source}>"
-
-
-def select_sensor(settings: MeteringSettings) -> Sensor:
-    """Open the sensor ``settings.sensor`` names, or the best available one for "auto".
-
-    "auto" tries NVML only when the local model runs on the GPU (``local_uses_gpu``); a GPU
-    that the model does not use would meter the wrong device. Then RAPL, when the powercap
-    counters are readable (usually root only). Then the CPU power model, which always works.
-    An explicit choice that cannot be opened raises :class:`SensorUnavailable`.
-    """
-    from joulegate.metering.cpu_model import CpuModelSensor
-    from joulegate.metering.nvml import NvmlSensor
-    from joulegate.metering.rapl import RaplSensor
-
-    choice = settings.sensor
-    if choice == "nvml":
-        return NvmlSensor.open(settings.nvml_devices)
-    if choice == "rapl":
-        return RaplSensor.open(settings.rapl_root)
-    if choice == "cpu-model":
-        return CpuModelSensor.from_settings(settings)
-
-    reasons: list[str] = []
-    if settings.local_uses_gpu:
-        try:
-            return NvmlSensor.open(settings.nvml_devices)
-        except SensorUnavailable as exc:
-            reasons.append(f"nvml: {exc}")
-    else:
-        reasons.append("nvml: skipped, local_uses_gpu is false")
-    try:
-        return RaplSensor.open(settings.rapl_root)
-    except SensorUnavailable as exc:
-        reasons.append(f"rapl: {exc}")
-    log.info("metering with the CPU power model (%s)", "; ".join(reasons))
-    return CpuModelSensor.from_settings(settings)

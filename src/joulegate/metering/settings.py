@@ -42,6 +42,9 @@ class TierProfile(BaseModel):
     # True: an "openai"-kind tier that runs on *this* machine (a local vLLM / llama-server)
     # and is metered by the sensor like the embedded tier. None/False: remote, estimated.
     measured: bool | None = None
+    # Reasoning tiers only: how many times the output tokens of an ordinary answer one of
+    # its answers takes, thinking included. Default: MeteringSettings.reasoning_output_multiplier.
+    output_multiplier: float | None = Field(default=None, ge=1.0)
 
 
 class MeteringSettings(BaseModel):
@@ -62,7 +65,8 @@ class MeteringSettings(BaseModel):
     # (SPECpower-derived), the closest published coefficients for our 4th-gen EPYC CI hosts.
     cpu_min_w_per_vcpu: float = Field(default=0.45, ge=0)
     cpu_max_w_per_vcpu: float = Field(default=2.02, ge=0)
-    # vCPUs whose idle power is attributed; None: len(os.sched_getaffinity(0)) (os.cpu_count()).
+    # vCPUs whose idle power is attributed; None: the CPUs this process may run on (its
+    # affinity mask; os.cpu_count() where the platform has none).
     vcpus: int | None = Field(default=None, ge=1)
     # Memory power. Source: Cloud Carbon Footprint, 0.392 W per GB.
     memory_w_per_gb: float = Field(default=0.392, ge=0)
@@ -99,12 +103,24 @@ class MeteringSettings(BaseModel):
     # 1.0: the per-token defaults above already include facility overhead (full-stack).
     remote_pue: float = Field(default=1.0, ge=1.0)
 
+    # -- reasoning tiers (docs/energy.md, "Reasoning tiers") -----------------------------------
+    # Output tokens per answer of a reasoning model, relative to an ordinary chat model's.
+    # Source: ML.ENERGY Leaderboard v3 (Dec 2025): reasoning responses run about 10x the
+    # tokens (and about 25x the energy: 4,625 J vs 184 J) of chat responses. Metering counts
+    # the actual tokens; this only sizes what the gateway expects *before* an answer: the
+    # token bound and budget hold of a request that names no max_tokens.
+    reasoning_output_multiplier: float = Field(default=10.0, ge=1.0)
+
+    # -- budget reservations for local tiers (docs/keys.md) ----------------------------------
+    # A local tier's request reserves the J and device seconds measured so far per generated
+    # token (prompt cost included), times this margin.
+    worst_case_margin: float = Field(default=2.0, ge=1.0)
+    # Before the tier's first measured request: this many seconds of every vCPU at full power
+    # per generated token, a tenth of that per prompt token (0.1 s: ~10 tok/s, well below the
+    # ~55 tok/s measured here on 2 cores).
+    cold_s_per_token: float = Field(default=0.1, gt=0)
+
     # -- cache hits ---------------------------------------------------------------------------
     # Energy charged for answering from the cache. 0.0: a lookup costs microjoules, far below
     # what any sensor here resolves; the receipt says energy_source = "cache".
-    # Budget reservations for local tiers (docs/keys.md): the measured J per generated token
-    # times this margin; before any measurement, this many seconds of every vCPU at full
-    # power per generated token (~10 tok/s; measured here: ~55 tok/s on 2 cores).
-    worst_case_margin: float = Field(default=2.0, ge=1.0)
-    cold_s_per_token: float = Field(default=0.1, gt=0)
     cache_hit_j: float = Field(default=0.0, ge=0)

@@ -1,7 +1,9 @@
-"""The report's two pictures, drawn with matplotlib's Agg canvas (no display, no pyplot).
+"""The reports' pictures, drawn on matplotlib ``Figure`` objects (no display, no pyplot,
+so no global figure state and nothing to close).
 
-Left: energy per request by tier, next to what the baseline tier would have used for the
-same requests. Right: cumulative savings over time, the number the gateway exists for.
+``joulegate report --plot``: energy per request by tier, next to what the baseline tier
+would have used for the same requests, and cumulative savings over time, the number the
+gateway exists for. ``joulegate project --plot``: a fleet-year, baseline against routed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from joulegate.reports.formatting import human, money
+from joulegate.reports.projection import Projection
 
 
 def pick_bucket_s(first: datetime | None, last: datetime | None, points: int = 120) -> int:
@@ -76,3 +82,46 @@ def render_report_plots(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     return out
+
+
+def plot_projection(p: Projection, path: Path) -> Path:
+    """Four bar panels (GWh, homes, tCO2e, money): baseline vs routed, labelled with values."""
+    scenarios = [("baseline\n(largest tier)", p.baseline, "#9aa5b1")]
+    if p.inputs.rebound_elasticity:
+        scenarios.append(("routed,\nno rebound", p.routed_without_rebound, "#7cc4a4"))
+    scenarios.append(("routed", p.routed, "#1f9d6b"))
+    panels = [
+        ("Electricity (GWh/yr)", lambda s: s.gwh_per_year, lambda v: f"{v:,.3g}"),
+        ("US homes equivalent", lambda s: s.homes, human),
+        ("Emissions (t CO2e/yr)", lambda s: s.tonnes_co2e, human),
+        ("Electricity bill (USD/yr)", lambda s: s.electricity_usd, money),
+    ]
+    fig = Figure(figsize=(13, 3.6), dpi=100)
+    axes = fig.subplots(1, 4)
+    for ax, (title, get, fmt) in zip(axes, panels, strict=True):
+        values = [get(s) for _, s, _ in scenarios]
+        bars = ax.bar([n for n, _, _ in scenarios], values, color=[c for _, _, c in scenarios])
+        for bar, v in zip(bars, values, strict=True):
+            ax.annotate(
+                fmt(v),
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=9,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos, fmt=fmt: fmt(v)))
+        ax.set_title(title, fontsize=10)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.margins(y=0.18)
+    fig.suptitle(
+        f"joulegate projection: {human(p.inputs.queries_per_day)} queries/day for a year — "
+        f"{p.energy_saved_fraction:.0%} less electricity when routed",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

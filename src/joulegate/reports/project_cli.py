@@ -7,9 +7,7 @@ the ledger measured, so one can ask "what if our mix were this, at that scale?".
 
 from __future__ import annotations
 
-import asyncio
 import json
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,42 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from joulegate.reports.projection import (
-    DEFAULT_GRID_G_PER_KWH,
-    DEFAULT_KWH_PER_HOME_YEAR,
-    DEFAULT_PUE,
-    DEFAULT_QUERIES_PER_DAY,
-    DEFAULT_USD_PER_KWH,
-    Projection,
-    ProjectionInputs,
-    TierShare,
-    inputs_from_ledger,
-)
-from joulegate.reports.projection import (
-    project as run_projection,
-)
+from joulegate.cli_support import ConfigOpt, load_settings_or_exit, open_ledger
+from joulegate.reports import projection
+from joulegate.reports.dashboard import served
+from joulegate.reports.formatting import human, money
+from joulegate.reports.projection import Projection, ProjectionInputs, TierShare
 
-__all__ = ["baseline_is_local", "human", "parse_tier", "plot_projection", "project", "read_ledger"]
-
-
-def human(x: float, unit: str = "") -> str:
-    """Compact, sign-aware figures: 8.18 M, 1.2 k, 0.352 — what a person reads at a glance."""
-    if x is None or math.isnan(x):
-        return "—"
-    if x == 0:
-        return "0" + (f" {unit}" if unit else "")
-    a = abs(x)
-    for scale, suffix in ((1e12, " T"), (1e9, " bn"), (1e6, " M"), (1e3, " k")):
-        if a >= scale:
-            return f"{x / scale:,.3g}{suffix}{unit}"
-    return f"{x:,.3g}{' ' + unit if unit else ''}"
-
-
-def _money(x: float | None) -> str:
-    if x is None:
-        return "—"
-    sign = "-" if x < 0 else ""
-    return sign + "$" + human(abs(x)).replace(" ", "\u2009")
+__all__ = ["parse_tier", "project"]
 
 
 def parse_tier(spec: str) -> TierShare:
@@ -64,34 +33,6 @@ def parse_tier(spec: str) -> TierShare:
         return TierShare(name=name, share=share, energy_per_query_j=float(joules_s))
     except ValueError as exc:
         raise typer.BadParameter(f"expected NAME:SHARE:JOULES, got {spec!r}") from exc
-
-
-def read_ledger(config: Path | None) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
-    """``(totals, summary by tier, settings)`` from the configured ledger.
-
-    Only migrates and reads: no writer thread is started, so this is safe next to a running
-    gateway (SQLite WAL allows concurrent readers).
-    """
-    from joulegate.config import load_settings
-    from joulegate.ledger import Ledger
-
-    settings = load_settings(config)
-    ledger = Ledger.from_settings(settings.ledger, settings.data_dir)
-    try:
-        ledger.migrate()
-        return ledger.totals(), ledger.summary(by="tier"), settings
-    finally:
-        asyncio.run(ledger.close())
-
-
-def baseline_is_local(settings: Any) -> bool:
-    """Whether the baseline (last, largest) tier is metered on this machine's devices."""
-    try:
-        from joulegate.metering.pricing import TierPlan
-
-        return bool(TierPlan.resolve(settings.tiers[-1], settings.metering).local)
-    except (ImportError, AttributeError):
-        return str(settings.tiers[-1].kind) == "embedded"
 
 
 def _table(p: Projection) -> Table:
@@ -116,7 +57,9 @@ def _table(p: Projection) -> Table:
     t.add_column("per year", style="bold")
     t.add_column("baseline\n(all largest tier)", justify="right")
     t.add_column("routed", justify="right", style="cyan")
-    t.add_column("saved\n(baseline − routed)", justify="right", style="green")
+    # A saving is green; a negative one is a cost, red (never styled as a win).
+    style = "green" if p.savings.kwh_per_year >= 0 else "red"
+    t.add_column("saved\n(baseline − routed)", justify="right", style=style)
     b, r, s = p.baseline, p.routed, p.savings
     rows: list[tuple[str, str, str, str]] = [
         (
@@ -147,18 +90,18 @@ def _table(p: Projection) -> Table:
         ("tonnes CO2e", human(b.tonnes_co2e), human(r.tonnes_co2e), human(s.tonnes_co2e)),
         (
             "electricity bill",
-            _money(b.electricity_usd),
-            _money(r.electricity_usd),
-            _money(s.electricity_usd),
+            money(b.electricity_usd),
+            money(r.electricity_usd),
+            money(s.electricity_usd),
         ),
     ]
     if b.spend_usd is not None and r.spend_usd is not None:
         rows.append(
             (
                 "model spend (API prices)",
-                _money(b.spend_usd),
-                _money(r.spend_usd),
-                _money(s.spend_usd),
+                money(b.spend_usd),
+                money(r.spend_usd),
+                money(s.spend_usd),
             )
         )
     for row in rows:
@@ -166,59 +109,10 @@ def _table(p: Projection) -> Table:
     return t
 
 
-def plot_projection(p: Projection, path: Path) -> Path:
-    """Four bar panels (GWh, homes, tCO2e, money): baseline vs routed, labelled with values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
-    scenarios = [("baseline\n(largest tier)", p.baseline, "#9aa5b1")]
-    if p.inputs.rebound_elasticity:
-        scenarios.append(("routed,\nno rebound", p.routed_without_rebound, "#7cc4a4"))
-    scenarios.append(("routed", p.routed, "#1f9d6b"))
-    panels = [
-        ("Electricity (GWh/yr)", lambda s: s.gwh_per_year, lambda v: f"{v:,.3g}"),
-        ("US homes equivalent", lambda s: s.homes, human),
-        ("Emissions (t CO2e/yr)", lambda s: s.tonnes_co2e, human),
-        ("Electricity bill (USD/yr)", lambda s: s.electricity_usd, _money),
-    ]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6), dpi=100)
-    for ax, (title, get, fmt) in zip(axes, panels, strict=True):
-        values = [get(s) for _, s, _ in scenarios]
-        bars = ax.bar([n for n, _, _ in scenarios], values, color=[c for _, _, c in scenarios])
-        for bar, v in zip(bars, values, strict=True):
-            ax.annotate(
-                fmt(v),
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=9,
-                xytext=(0, 2),
-                textcoords="offset points",
-            )
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos, fmt=fmt: fmt(v)))
-        ax.set_title(title, fontsize=10)
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.tick_params(axis="x", labelsize=8)
-        ax.margins(y=0.18)
-    fig.suptitle(
-        f"joulegate projection: {human(p.inputs.queries_per_day)} queries/day for a year — "
-        f"{p.energy_saved_fraction:.0%} less electricity when routed",
-        fontsize=11,
-    )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 def project(
     queries_per_day: Annotated[
         float, typer.Option(help="Fleet volume. Default: ~one large assistant (see docs).")
-    ] = DEFAULT_QUERIES_PER_DAY,
+    ] = projection.DEFAULT_QUERIES_PER_DAY,
     from_ledger: Annotated[
         bool, typer.Option(help="Measure per-query energy and tier mix from the ledger.")
     ] = True,
@@ -239,23 +133,23 @@ def project(
         str | None, typer.Option(help="Basis of the baseline figure; default: --energy-basis.")
     ] = None,
     grid_g_per_kwh: Annotated[float, typer.Option(help="Grid intensity, gCO2e/kWh.")] = (
-        DEFAULT_GRID_G_PER_KWH
+        projection.DEFAULT_GRID_G_PER_KWH
     ),
     usd_per_kwh: Annotated[float, typer.Option(help="Electricity price, USD/kWh.")] = (
-        DEFAULT_USD_PER_KWH
+        projection.DEFAULT_USD_PER_KWH
     ),
     pue: Annotated[float, typer.Option(help="Facility PUE, applied to device-side energy.")] = (
-        DEFAULT_PUE
+        projection.DEFAULT_PUE
     ),
     kwh_per_home: Annotated[float, typer.Option(help="kWh per US home per year.")] = (
-        DEFAULT_KWH_PER_HOME_YEAR
+        projection.DEFAULT_KWH_PER_HOME_YEAR
     ),
     rebound_elasticity: Annotated[
         float, typer.Option(help="Demand elasticity to efficiency; 0 = no rebound.")
     ] = 0.0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the result here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG chart here.")] = None,
-    config: Annotated[Path | None, typer.Option(help="joulegate TOML config.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Project energy, homes, CO2e and money for a year of traffic: baseline vs routed."""
     console = Console()
@@ -281,18 +175,23 @@ def project(
     except ValueError as exc:
         console.print(f"[red]cannot project:[/] {exc}")
         raise typer.Exit(2) from exc
-    result = run_projection(inputs)
+    result = projection.project(inputs)
     console.print(_table(result))
-    console.print(
-        f"Routing saves [bold green]{result.energy_saved_fraction:.1%}[/] of the baseline's "
-        f"electricity"
-        + (f" after a {result.rebound_fraction:.0%} rebound." if rebound_elasticity else ".")
+    saved = result.energy_saved_fraction
+    verdict = (
+        f"Routing saves [bold green]{saved:.1%}[/] of the baseline's electricity"
+        if saved >= 0
+        else f"Routing [bold red]costs {-saved:.1%} more[/] electricity than the baseline"
     )
+    rebound = f" after a {result.rebound_fraction:.0%} rebound" if rebound_elasticity else ""
+    console.print(verdict + rebound + ".")
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
         console.print(f"JSON → {json_path}")
     if plot:
+        from joulegate.reports.plots import plot_projection
+
         console.print(f"plot → {plot_projection(result, plot)}")
 
 
@@ -315,14 +214,14 @@ def _gather(
             "without the ledger, give --energy-per-query-j and --baseline-energy-per-query-j "
             "or a --tier mix"
         )
-    totals, by_tier, settings = read_ledger(config)
-    figures = {k: v for k, v in common.items() if not k.endswith("energy_basis")}
-    inputs = inputs_from_ledger(
-        totals,
-        by_tier,
-        metered_pue=float(settings.metering.pue),
-        baseline_is_local=baseline_is_local(settings),
-        **figures,
+    settings = load_settings_or_exit(config)
+    with open_ledger(settings) as ledger:
+        totals, by_tier = ledger.totals(), ledger.summary(by="tier")
+        by_purpose = ledger.summary(by="purpose")
+    # The receipts' joules carry each tier's facility overhead already: as metered.
+    figures = {k: v for k, v in common.items() if not k.endswith("energy_basis") and k != "pue"}
+    inputs = projection.inputs_from_ledger(
+        totals, by_tier, queries=served(by_purpose), pue=float(settings.metering.pue), **figures
     )
     # A figure given on the command line is on the command line's basis.
     if energy_j is not None:

@@ -25,9 +25,16 @@ as the ML.ENERGY leaderboard) exclude cooling and power conversion, so they are 
 by the PUE to get facility energy (``energy_basis="device"``). Full-stack figures (Google's
 0.24 Wh per Gemini prompt, Epoch AI's 0.3 Wh per GPT-4o query, joulegate's remote-tier
 estimates) already include it and must not be multiplied again (``"facility"``). Each
-scenario has its own basis; :func:`inputs_from_ledger` converts receipts to facility energy
-source by source. Grid carbon and electricity price are per kWh drawn from the grid, so
-they apply to facility energy.
+scenario has its own basis. Grid carbon and electricity price are per kWh drawn from the
+grid, so they apply to facility energy.
+
+From the ledger (:func:`inputs_from_ledger`) both scenarios are on the receipts' basis, as
+metered: every tier's joules already carry its own facility overhead (``[metering] pue`` on
+this machine's tiers, full-stack figures for hosted ones, docs/energy.md), so the PUE is
+applied to every tier or to none and never again here. The projection's saved share is
+then exactly the one receipts, ``joulegate report`` and the dashboard show. To project a
+data-centre deployment of the local tiers, set ``[metering] pue`` (1.56 for an average one):
+the receipts then carry it too.
 """
 
 from __future__ import annotations
@@ -43,7 +50,6 @@ __all__ = [
     "DEFAULT_PUE",
     "DEFAULT_QUERIES_PER_DAY",
     "DEFAULT_USD_PER_KWH",
-    "DEVICE_SOURCES",
     "HOURS_PER_YEAR",
     "Projection",
     "ProjectionInputs",
@@ -309,64 +315,45 @@ def _num(row: Mapping[str, Any], *keys: str) -> float:
     return 0.0
 
 
-# Receipt energy sources whose joules were read on this machine's devices (or modeled for
-# them) and carry only the metering's local PUE; every other source is already full-stack.
-DEVICE_SOURCES = ("measured", "modeled")
-
-
 def inputs_from_ledger(
     totals: Mapping[str, Any],
     by_tier: Sequence[Mapping[str, Any]] = (),
     *,
-    pue: float = DEFAULT_PUE,
-    metered_pue: float = 1.0,
-    baseline_is_local: bool = False,
+    queries: float | None = None,
     **kw: Any,
 ) -> ProjectionInputs:
-    """Per-query figures measured in the ledger (``Ledger.totals()`` / ``summary(by="tier")``).
+    """Per-query figures from the ledger (``Ledger.totals()`` / ``summary(by="tier")``).
 
-    Receipts mix two bases: local tiers are device joules × the metering's local PUE
-    (``metered_pue``, 1.0 by default), remote tiers are full-stack estimates. To project a
-    fleet, the local part is moved into a data center — divided by ``metered_pue`` and
-    multiplied by ``pue`` — and the full-stack part is left alone, so PUE counts exactly once.
-    The result is on a facility basis for both scenarios.
+    The receipts' joules are taken as metered (see the module docstring: each tier's
+    facility overhead is in them already), so the projected saving is the ledger's own,
+    ``baseline - actual``. ``queries``: how many client queries the totals cover (the
+    ``serve`` requests); by default every request. Learning requests (calibration, shadow)
+    add their energy to the routed scenario and nothing to the baseline, so their overhead
+    is projected along with the traffic that paid for it.
     """
     requests = _num(totals, "requests")
     if requests <= 0:
         raise ValueError("the ledger has no requests yet; serve some or pass per-query figures")
-    scale = pue / metered_pue
-
-    def facility(energy_j: float, by_source: Mapping[str, Any] | None) -> float:
-        device = sum(
-            float(v) for k, v in (by_source or {}).items() if str(k).startswith(DEVICE_SOURCES)
-        )
-        return device * scale + (energy_j - device)
-
-    energy = facility(_num(totals, "energy_j"), totals.get("energy_by_source"))
-    raw_baseline = _num(totals, "baseline_energy_j") or _num(totals, "energy_j")
-    baseline = raw_baseline * (scale if baseline_is_local else 1.0)
+    n = queries if queries else requests
     cost, baseline_cost = totals.get("cost_usd"), totals.get("baseline_cost_usd")
     mix = tuple(
         TierShare(
             name=str(row.get("group") or row.get("tier") or "?"),
             share=_num(row, "requests") / requests,
-            energy_per_query_j=facility(_num(row, "energy_j"), row.get("energy_by_source"))
-            / _num(row, "requests"),
+            energy_per_query_j=_num(row, "energy_j") / _num(row, "requests"),
         )
         for row in by_tier
         if _num(row, "requests") > 0
     )
-    kw.setdefault("source", f"ledger, {int(requests)} requests")
+    kw.setdefault("source", f"ledger, {int(n)} queries")
+    baseline = _num(totals, "baseline_energy_j") or _num(totals, "energy_j")
     return ProjectionInputs(
-        energy_per_query_j=energy / requests,
-        baseline_energy_per_query_j=baseline / requests,
+        energy_per_query_j=_num(totals, "energy_j") / n,
+        baseline_energy_per_query_j=baseline / n,
         energy_basis="facility",
         baseline_energy_basis="facility",
-        pue=pue,
-        cost_per_query_usd=None if cost is None else float(cost) / requests,
-        baseline_cost_per_query_usd=(
-            None if baseline_cost is None else float(baseline_cost) / requests
-        ),
+        cost_per_query_usd=None if cost is None else float(cost) / n,
+        baseline_cost_per_query_usd=None if baseline_cost is None else float(baseline_cost) / n,
         tier_mix=mix,
         **kw,
     )

@@ -15,12 +15,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
-__all__ = ["STAT_NAMES", "FeatureSpec", "Featurizer", "RawFeatures", "extract_raw", "prompt_stats"]
+__all__ = [
+    "STAT_NAMES",
+    "FeatureSpec",
+    "Featurizer",
+    "HashedPrompt",
+    "RawFeatures",
+    "extract_raw",
+    "prompt_features",
+    "prompt_stats",
+]
 
 # Keep single-character tokens (digits, "x", "$", "%"): they carry signal for maths prompts.
 _TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
@@ -139,16 +149,85 @@ def prompt_stats(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
+def prompt_features(text: str, spec: FeatureSpec) -> dict[str, Any]:
+    """One prompt's raw features, JSON-ready: what a router is fit on, without the text.
+
+    Shadow outcomes store this instead of the prompt (``[routing.learn] store_prompts =
+    false``): the hashed n-gram counts (bucket index and count; the words themselves are
+    not kept) and the length statistics. ``HashedPrompt`` turns it back into a row of
+    ``RawFeatures``.
+    """
+    raw = extract_raw([text], spec)
+    return {
+        "spec": spec.to_dict(),
+        "blocks": [[b.indices.tolist(), b.data.tolist()] for b in raw.blocks],
+        "stats": raw.stats[0].tolist(),
+    }
+
+
+class HashedPrompt(str):
+    """A prompt known only by its stored features (``prompt_features``), usable wherever a
+    prompt text is expected when fitting: ``extract_raw`` reads the features instead of
+    hashing the string, which is only the prompt's key (``sha256:<hex>``)."""
+
+    features: dict[str, Any]
+
+    def __new__(cls, sha256: str, features: dict[str, Any]) -> HashedPrompt:
+        self = super().__new__(cls, f"sha256:{sha256}")
+        self.features = features
+        return self
+
+    def row(self, spec: FeatureSpec) -> tuple[list[sp.csr_matrix], np.ndarray]:
+        """The stored blocks (1-row matrices) and statistics, checked against ``spec``."""
+        if FeatureSpec.from_dict(self.features["spec"]) != spec:
+            raise ValueError(f"{self}: features stored under another feature spec")
+        width = 2**spec.hash_bits
+        blocks = [
+            sp.csr_matrix(
+                (np.asarray(data, np.float32), np.asarray(idx, np.int32), [0, len(idx)]),
+                shape=(1, width),
+            )
+            for idx, data in self.features["blocks"]
+        ]
+        return blocks, np.asarray(self.features["stats"], np.float64)
+
+
 def extract_raw(
     texts: Sequence[str],
     spec: FeatureSpec,
     vectorizers: Sequence[HashingVectorizer] | None = None,
 ) -> RawFeatures:
-    """Hash every text block and compute statistics (stateless, no fitting)."""
+    """Hash every text block and compute statistics (stateless, no fitting).
+
+    A ``HashedPrompt`` among ``texts`` contributes its stored features instead."""
     texts = list(texts)
+    if any(isinstance(t, HashedPrompt) for t in texts):
+        return _with_stored(texts, spec, vectorizers)
     hashers = spec.vectorizers() if vectorizers is None else vectorizers
+    if not texts:  # the hashers cannot transform nothing
+        width = 2**spec.hash_bits
+        empty = [sp.csr_matrix((0, width), dtype=np.float32) for _ in hashers]
+        return RawFeatures(empty, np.zeros((0, len(STAT_NAMES) if spec.stats else 0)))
     blocks = [v.transform(texts).tocsr() for v in hashers]
     stats = prompt_stats(texts) if spec.stats else np.zeros((len(texts), 0))
+    return RawFeatures(blocks, stats)
+
+
+def _with_stored(
+    texts: list[str], spec: FeatureSpec, vectorizers: Sequence[HashingVectorizer] | None
+) -> RawFeatures:
+    plain = [i for i, t in enumerate(texts) if not isinstance(t, HashedPrompt)]
+    rows: list[tuple[list[sp.csr_matrix], np.ndarray]] = [([], np.zeros(0))] * len(texts)
+    if plain:
+        hashed = extract_raw([texts[i] for i in plain], spec, vectorizers)
+        for j, i in enumerate(plain):
+            rows[i] = ([b[j] for b in hashed.blocks], hashed.stats[j])
+    for i, t in enumerate(texts):
+        if isinstance(t, HashedPrompt):
+            rows[i] = t.row(spec)
+    n_blocks = len(rows[0][0])
+    blocks = [sp.vstack([r[0][k] for r in rows], format="csr") for k in range(n_blocks)]
+    stats = np.vstack([r[1] for r in rows]) if spec.stats else np.zeros((len(texts), 0))
     return RawFeatures(blocks, stats)
 
 

@@ -1,7 +1,11 @@
 """The learned part of the router: one calibrated logistic head per model, and its file format.
 
-Each head predicts P(model answers this prompt acceptably). Heads are kept in capability order
-(weakest first, by mean training score), which is what the router maps configured tiers onto.
+Each head predicts P(model answers this prompt acceptably). A router fit by calibration
+(``fit_tier_heads``) keys its heads by *tier public id* (``embedded/gemma-3-270m``) and records
+the tiers it was fit for, so it is never applied to a model it did not measure (see
+``routing/router.py`` for the policy). ``train`` fits heads on outcome data keyed by model name
+(RouteLLM's evaluation data), in capability order; ``joulegate bench route`` uses it to
+benchmark the learner.
 Logistic regression is used because its probabilities are calibrated by construction (it
 minimises log-loss), and it trains and predicts fast on sparse text features; other learners
 (boosted trees, MLPs) were not tried. ``C`` is fixed at 1.0 by default. Passing several ``cs``
@@ -29,9 +33,25 @@ from sklearn.model_selection import StratifiedKFold
 from .data import Outcomes
 from .features import FeatureSpec, Featurizer, RawFeatures, extract_raw
 
-__all__ = ["FORMAT_VERSION", "RouterModel", "TrainConfig", "fit_heads", "train"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MIN_OUTCOMES",
+    "RouterModel",
+    "TierOutcomes",
+    "TrainConfig",
+    "fit_heads",
+    "fit_tier_heads",
+    "no_head_reason",
+    "out_of_fold_scores",
+    "train",
+]
 
 FORMAT_VERSION = 1
+# Fewer graded answers than this and a head would mostly learn noise: the tier gets no head,
+# and the router's policy for uncalibrated tiers applies instead.
+MIN_OUTCOMES = 30
+# Each class (acceptable / not) needs at least this many rows for a head to separate them.
+MIN_PER_CLASS = 3
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,11 @@ class RouterModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
             np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+
+    @property
+    def tiers(self) -> list[str]:
+        """The tiers the file was fit for (with or without a head); heads' names if unrecorded."""
+        return list(self.meta.get("tiers") or self.models)
 
     @classmethod
     def load(cls, path: Path) -> RouterModel:
@@ -201,3 +226,123 @@ def train(
         config={"cs": list(config.cs), "inner_folds": config.inner_folds, "seed": config.seed},
     )
     return router
+
+
+@dataclass(frozen=True)
+class TierOutcomes:
+    """One tier's graded answers: the prompts it was asked and a score in [0, 1] for each."""
+
+    tier: str  # the tier's public id, ``<tier>/<model>``
+    prompts: list[str]
+    scores: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)  # recorded in the file's ``fit_on``
+
+    def __post_init__(self) -> None:
+        if len(self.prompts) != len(self.scores):
+            raise ValueError(
+                f"{self.tier}: {len(self.prompts)} prompts but {len(self.scores)} scores"
+            )
+
+
+def no_head_reason(scores: np.ndarray, min_outcomes: int = MIN_OUTCOMES) -> str | None:
+    """Why these outcomes cannot support a head (``None``: they can)."""
+    n = len(scores)
+    if n < min_outcomes:
+        return f"only {n} graded answers (a head needs {min_outcomes})"
+    acceptable = int(np.count_nonzero(np.asarray(scores) >= 0.5))
+    if min(acceptable, n - acceptable) < MIN_PER_CLASS:
+        verdict = "acceptable" if acceptable > n - acceptable else "unacceptable"
+        return f"{n - min(acceptable, n - acceptable)} of {n} answers graded {verdict}: one class"
+    return None
+
+
+def fit_tier_heads(
+    data: Sequence[TierOutcomes],
+    tiers: Sequence[str],
+    config: TrainConfig | None = None,
+    min_outcomes: int = MIN_OUTCOMES,
+    confidence: dict[str, dict[str, Any]] | None = None,
+) -> RouterModel:
+    """One head per tier of ``data`` that has enough outcomes of both classes.
+
+    ``tiers`` are the public ids the router is fit *for* (cheapest first), including tiers
+    with too little data: the file records them, so loading it for other tiers can say so.
+    The featurizer (IDF, statistic scaling) is fit on every prompt any tier answered.
+    ``confidence`` holds each tier's ``ConfidenceModel.to_dict()`` for the cascade.
+    """
+    config = config or TrainConfig()
+    unknown = [d.tier for d in data if d.tier not in tiers]
+    if unknown:
+        raise ValueError(f"outcomes for {unknown}, which are not among the tiers {list(tiers)}")
+    prompts = sorted({p for d in data for p in d.prompts})
+    featurizer = Featurizer.fit(extract_raw(prompts, config.spec), config.spec)
+    models: list[str] = []
+    weights: list[np.ndarray] = []
+    intercepts: list[float] = []
+    fit_on: dict[str, dict[str, Any]] = {}
+    without: dict[str, str] = {}
+    for d in sorted(data, key=lambda d: list(tiers).index(d.tier)):
+        scores = np.asarray(d.scores, dtype=np.float64)
+        fit_on[d.tier] = {
+            "n": len(scores),
+            "mean_score": float(scores.mean()) if len(scores) else None,
+            **d.info,
+        }
+        reason = no_head_reason(scores, min_outcomes)
+        if reason is not None:
+            without[d.tier] = reason
+            continue
+        w, b, _ = _fit_head(featurizer.transform(d.prompts), scores, config)
+        models.append(d.tier)
+        weights.append(w)
+        intercepts.append(b)
+    for t in tiers:
+        if t not in fit_on:
+            without[t] = "no graded answers"
+    coef = sp.csr_matrix(np.vstack(weights) if weights else np.zeros((0, featurizer.width)))
+    coef.eliminate_zeros()
+    router = RouterModel(featurizer, models, coef, np.asarray(intercepts, dtype=np.float64))
+    router.meta.update(
+        tiers=list(tiers),
+        fit_on=fit_on,
+        without_head=without,
+        confidence=dict(confidence or {}),
+        n_train=len(prompts),
+        trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        config={"spec": config.spec.to_dict(), "cs": list(config.cs), "seed": config.seed},
+    )
+    if models:
+        # The cheapest head's probability on the training prompts, against the reference
+        # (p = 1) or the best head: ``Router.quality_target_for_share`` reads its quantiles.
+        probs = router.predict_texts(prompts)
+        # One head (the shipped router) is meant to serve below an uncalibrated reference.
+        reference = tiers[-1] not in models or len(models) == 1
+        best = np.maximum(probs.max(axis=1), 1.0 if reference else 0.0)
+        relative = probs[:, 0] / np.maximum(best, 1e-12)
+        router.meta["relative_quantiles"] = np.quantile(relative, np.linspace(0, 1, 101)).tolist()
+    return router
+
+
+def out_of_fold_scores(
+    prompts: Sequence[str],
+    scores: np.ndarray,
+    config: TrainConfig | None = None,
+    folds: int = 5,
+) -> np.ndarray:
+    """P(acceptable) for every prompt from a head that never saw it (stratified k-fold).
+
+    What a cascade's confidence model must be fit with: an in-sample router score would be
+    better than any score the router gives at serving time, and the model would lean on it.
+    """
+    config = config or TrainConfig()
+    y = (np.asarray(scores) >= 0.5).astype(int)
+    folds = max(2, min(folds, int(np.bincount(y, minlength=2).min())))
+    raw = extract_raw(list(prompts), config.spec)
+    out = np.empty(len(prompts))
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=config.seed)
+    for tr, te in splitter.split(np.zeros(len(y)), y):
+        featurizer = Featurizer.fit(raw.rows(tr), config.spec)
+        w, b, _ = _fit_head(featurizer.transform_raw(raw.rows(tr)), np.asarray(scores)[tr], config)
+        z = featurizer.transform_raw(raw.rows(te)) @ w + b
+        out[te] = 1.0 / (1.0 + np.exp(-np.asarray(z).ravel()))
+    return out

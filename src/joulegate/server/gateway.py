@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING
 
 from joulegate.backends import build_backend
 from joulegate.backends.base import Backend
-from joulegate.config import Settings, TierSettings
+from joulegate.backends.settings import TierSettings
+from joulegate.cache import ResponseCache
+from joulegate.config import Settings
 from joulegate.ledger import KeyStore, Ledger
-from joulegate.metering import Meter
+from joulegate.metering import Meter, select_sensor
 from joulegate.server.budget import BudgetGuard
 
 if TYPE_CHECKING:
     from joulegate.routing import Router
 
-log = logging.getLogger("joulegate")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,18 +48,23 @@ class Gateway:
     keys: KeyStore
     budget: BudgetGuard
     router: Router | None = None
+    cache: ResponseCache | None = None  # [cache]; None: off
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
-        tiers = [Tier(t, build_backend(t, settings)) for t in settings.tiers]
-        meter = Meter(settings.metering, settings.tiers)
+        tiers = [Tier(t, build_backend(t, settings.embedded)) for t in settings.tiers]
+        meter = Meter(settings.metering, settings.tiers, select_sensor(settings.metering))
         ledger = Ledger.from_settings(settings.ledger, settings.data_dir)
         keys = KeyStore(ledger.engine)
         router = None
         if len(tiers) > 1:  # one tier needs no decision, and no numpy at start-up
             from joulegate.routing import Router
 
-            router = Router.load(settings.routing.router_path, settings.routing.quality_target)
+            router = Router.load(
+                settings.routing.router_path,
+                settings.routing.quality_target,
+                tiers=[t.public_id for t in tiers],  # warns now if the file does not fit them
+            )
         return cls(
             settings=settings,
             tiers=tiers,
@@ -66,6 +73,7 @@ class Gateway:
             keys=keys,
             budget=BudgetGuard(keys, meter),
             router=router,
+            cache=ResponseCache.from_settings(settings.cache, settings.data_dir),
         )
 
     def tier(self, name: str) -> Tier:
@@ -84,6 +92,8 @@ class Gateway:
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.ledger.start()
+        if self.cache is not None:
+            await self.cache.start()
         for t in self.tiers:
             await t.backend.start()
         log.info(
@@ -98,5 +108,7 @@ class Gateway:
                 await t.backend.aclose()
             except Exception:
                 log.exception("closing tier %s", t.name)
+        if self.cache is not None:  # waits for answers still being stored
+            await self.cache.close()
         # Last: every receipt written by the requests above is flushed here.
         await self.ledger.close()

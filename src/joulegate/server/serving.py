@@ -1,4 +1,4 @@
-"""Chat completions: request → router → backend → meter → ledger → response.
+"""Chat completions: request → plan → attempt(s) → meter → settle (ledger) → response.
 
 No HTTP here: ``ChatService.create`` takes a validated request and returns a body (or an
 SSE byte stream) plus headers, so the logic runs the same under the server, the CLI and
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -23,21 +23,26 @@ from joulegate.backends.base import (
     Started,
     StreamEvent,
     TextDelta,
+    Usage,
 )
 from joulegate.ledger import KeyInfo, LedgerRecord
 from joulegate.metering import MeterWindow, Receipt, observe
-from joulegate.server.budget import Hold, prompt_token_bound
-from joulegate.server.chunks import ChunkWriter, completion_body, new_id
+from joulegate.server import caching, cascade
+from joulegate.server.budget import prompt_token_bound
+from joulegate.server.chunks import ChunkWriter, completion_body, merge_delta, new_id
+from joulegate.server.completions_protocol import TextCompletionRequest
 from joulegate.server.errors import APIError
 from joulegate.server.gateway import Gateway, Tier
-from joulegate.server.planning import Plan, plan_request, with_fallbacks
+from joulegate.server.planning import Plan, Route, plan_request
 from joulegate.server.protocol import ChatCompletionRequest
 
-log = logging.getLogger("joulegate.serving")
+log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 # A stream that has produced its first event: the rest of it, and that event.
 _Opened = tuple[AsyncIterator[TextDelta | Finish], TextDelta | Finish]
+# One try of one tier: the parameters as that tier gets them, and its meter window.
+_Attempt = Callable[[Tier, ChatParams, MeterWindow], Awaitable[_T]]
 
 
 @dataclass
@@ -45,6 +50,8 @@ class Outcome:
     headers: dict[str, str]
     body: dict[str, Any] | None = None
     stream: AsyncIterator[bytes] | None = None
+    # The answer's token log-probs, for a caller that asked (``joulegate calibrate``).
+    logprobs: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -54,16 +61,54 @@ class _Call:
     request_id: str
     started: datetime
     stream: bool
-    key: KeyInfo | None
-    route: dict[str, Any] | None
+    key_id: str | None
+    plan: Plan
     fallback_from: list[str] = field(default_factory=list)
-    hold: Hold | None = None
-    max_tokens: int = 0
-    prompt_bound: int = 0
+    # Why each of those tiers failed: the ledger row keeps it, even when a fallback answered.
+    fallback_errors: list[str] = field(default_factory=list)
+    purpose: str = "serve"  # the ledger's label: "calibration" for `joulegate calibrate`
+    cascade: cascade.Report | None = None  # what a cascade's cheap try came to
+    discarded: Receipt | None = None  # that try's receipt, when its answer was not kept
+    cache: caching.Recording | None = None  # a cache miss's answer, to store once settled
+    request: ChatCompletionRequest | None = None  # for ChatService.after_answer
+    learn: bool = True  # the key lets shadow sampling learn from its traffic
 
-    @property
-    def key_id(self) -> str | None:
-        return self.key.key_id if self.key else None
+    def total(self, receipt: Receipt) -> Receipt:
+        """What the client pays: the answer's receipt plus a discarded cheap try's."""
+        return receipt if self.discarded is None else receipt.after(self.discarded)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A client's request, answered and settled: what ``ChatService.after_answer`` is told
+    (shadow sampling, ``server/shadow.py``, learns from it after the answer has gone)."""
+
+    request: ChatCompletionRequest
+    request_id: str
+    learn: bool  # False: the key opted out of learning (keys create --no-learn)
+    route: Route | None  # how ``auto`` chose (None: the client named the model)
+    escalated: bool  # a cascade's cheap answer was not kept
+    tier: str  # the public id of the tier that answered
+    text: str
+    finish_reason: str
+    completion_tokens: int
+    logprobs: tuple[float, ...] | None
+    receipt: Receipt  # what the client paid
+
+
+@dataclass
+class _Kept:
+    """A cascade's cheap answer that passed: its tier, meter, held events and the rest."""
+
+    tier: Tier
+    window: MeterWindow
+    held: cascade.Held
+    rest: AsyncIterator[TextDelta | Finish]
+
+    def events(self) -> tuple[AsyncIterator[TextDelta | Finish], TextDelta | Finish]:
+        """The answer as a stream that has produced its first event (see ``_Opened``)."""
+        first, *more = self.held.events
+        return cascade.replay(more, self.rest), first
 
 
 class ChatService:
@@ -71,88 +116,188 @@ class ChatService:
         self.gw = gateway
         # Ledger writes for streams the client abandoned: awaited on shutdown, not per request.
         self._detached: set[asyncio.Task[None]] = set()
+        # Told of every client's answer once it is settled; must return at once.
+        self.after_answer: Callable[[Answered], None] | None = None
 
     # -- entry point ------------------------------------------------------------------
 
-    async def create(self, req: ChatCompletionRequest, key: KeyInfo | None = None) -> Outcome:
-        plan = plan_request(self.gw, req)
-        messages = req.messages_as_dicts()
-        call = _Call(new_id(), datetime.now(UTC), req.stream, key, plan.route)
-        max_tokens = req.token_limit()
-        if key is not None and key.has_budget:
-            # A budget needs a bound: a request without max_tokens gets the configured default.
-            max_tokens = max_tokens or self.gw.settings.embedded.default_max_tokens
-            call.max_tokens = max_tokens
-            call.prompt_bound = prompt_token_bound(messages)
-            plan = await self._reserve(plan, call)
-        params = ChatParams(
-            messages=messages,
-            max_tokens=max_tokens,
+    async def create(
+        self,
+        req: ChatCompletionRequest,
+        key: KeyInfo | None = None,
+        *,
+        purpose: str = "serve",
+        want_logprobs: bool = False,
+    ) -> Outcome:
+        """Plan, try the planned tiers until one answers, meter the answer, settle it.
+
+        ``purpose`` labels the ledger row; ``want_logprobs`` returns a non-streamed answer's
+        token log-probs in ``Outcome.logprobs`` (calibration reads the tiers' confidence).
+
+        Planning may hold part of the key's budget; from then on exactly one of two things
+        happens to that hold: a receipt settles it, or the ``except`` below releases it.
+        """
+        request_id, started = new_id(), datetime.now(UTC)
+        probe = caching.probe(self.gw, req, key, purpose, want_logprobs)  # before routing
+        served = await caching.answer(self.gw, req, key, probe, request_id, started)
+        if served is not None:  # a cache hit: nothing is planned, no model runs
+            return Outcome(*served)
+        plan = await plan_request(self.gw, req, key)
+        call = _Call(
+            request_id, started, req.stream, key.key_id if key else None, plan, purpose=purpose
+        )
+        call.request, call.learn = req, key.learn if key else True
+        call.cache = caching.Recording(probe) if probe is not None else None
+        params = ChatParams(  # max_tokens is set per tier, by the plan
+            messages=req.messages_as_dicts(),
             temperature=req.temperature,
             top_p=req.top_p,
             stop=req.stop_list(),
             seed=req.seed,
             extra=req.passthrough(),
+            want_logprobs=want_logprobs,
+            prompt=req.prompt if isinstance(req, TextCompletionRequest) else None,
         )
         try:
+            kept = await self._cheap_try(call, params) if plan.cascade is not None else None
             if req.stream:
                 include_usage = bool(req.stream_options and req.stream_options.include_usage)
-                return await self._start_stream(plan, params, call, include_usage)
-            return await self._complete(plan, params, call)
+                return await self._start_stream(call, params, include_usage, kept)
+            return await self._complete(call, params, kept)
         except BaseException:
-            if call.hold is not None:  # never settled: give the reservation back
-                await asyncio.shield(self.gw.budget.release(call.hold))
+            await asyncio.shield(plan.hold.release())  # never settled: give it back
             raise
-
-    async def _reserve(self, plan: Plan, call: _Call) -> Plan:
-        """Hold the worst case against the key's budget; a downgrading key may move to a
-        cheaper tier that its remaining budget still covers."""
-        assert call.key is not None
-        first = plan.tiers[0]
-        candidates = [first.name]
-        if call.key.on_exceed == "downgrade":
-            i = self.gw.tiers.index(first)
-            candidates += [t.name for t in reversed(self.gw.tiers[:i])]
-        call.hold = await self.gw.budget.reserve(
-            call.key, candidates, call.prompt_bound, call.max_tokens
-        )
-        if call.hold.tier == first.name:
-            return plan
-        route = {**(plan.route or {}), "tier": call.hold.tier, "downgraded_from": first.name}
-        call.route = route
-        return Plan(with_fallbacks(self.gw, self.gw.tier(call.hold.tier)), route)
 
     # -- trying tiers in order --------------------------------------------------------
 
     async def _first_answer(
-        self,
-        plan: Plan,
-        call: _Call,
-        attempt: Callable[[Tier, MeterWindow], Awaitable[_T]],
+        self, call: _Call, params: ChatParams, attempt: _Attempt[_T]
     ) -> tuple[Tier, MeterWindow, _T]:
         """Run ``attempt`` on each planned tier until one succeeds. A retryable failure falls
         back to the next tier; the last failure is recorded and becomes the client's error."""
-        for i, tier in enumerate(plan.tiers):
+        tiers, hold = call.plan.tiers, call.plan.hold
+        for i, tier in enumerate(tiers):
+            # Planning sized the hold for the first tier; a fallback needs a hold of its own.
+            await hold.move_to(tier.name)
             window = self.gw.meter.begin(tier.name, weight=0.0 if tier.backend.queues else 1.0)
             try:
-                return tier, window, await attempt(tier, window)
+                return tier, window, await attempt(tier, self._params(call, params, tier), window)
             except BackendError as exc:
-                if await self._should_fall_back(exc, plan, i, call, tier, window):
+                if exc.retryable and i + 1 < len(tiers):
+                    window.abort()
+                    call.fallback_from.append(tier.name)
+                    call.fallback_errors.append(f"{tier.name}: {exc}")
+                    log.warning(
+                        "tier %s failed (%s); falling back to %s", tier.name, exc, tiers[i + 1].name
+                    )
                     continue
-                await self._record_failure(call, tier, window, exc)
+                await self._record_failure(call, window, exc)
                 raise _client_error(exc) from exc
         raise AssertionError("a plan always has a tier")  # pragma: no cover
 
+    @staticmethod
+    def _params(call: _Call, params: ChatParams, tier: Tier) -> ChatParams:
+        """The request as ``tier`` gets it: with the token bound its budget hold assumed."""
+        return replace(params, max_tokens=call.plan.max_tokens[tier.name])
+
+    # -- a cascade's cheap try (server/cascade.py) --------------------------------------
+
+    async def _cheap_try(self, call: _Call, params: ChatParams) -> _Kept | None:
+        """Let the cascade's cheap tier answer up to its hold, and judge it.
+
+        Returns the answer if it is kept. Otherwise the cheap tier is stopped, its work is
+        settled as a discarded attempt, the plan moves on to the escalation tiers and
+        None is returned: the caller then runs the plan as for any request.
+        """
+        step = call.plan.cascade
+        assert step is not None
+        tier = step.tier
+        report = cascade.Report(step.mode, cheap=tier.name, keep_threshold=step.keep_threshold)
+        call.cascade = report
+        window = self.gw.meter.begin(tier.name, weight=0.0 if tier.backend.queues else 1.0)
+        asked = replace(self._params(call, params, tier), want_logprobs=True)
+        events = _metered(_answer(tier.backend, asked), window)
+        held = cascade.Held()
+        try:
+            await cascade.hold(events, step.hold_tokens, held)
+            verdict = cascade.decide(step, held)
+        except BackendError as exc:
+            await events.aclose()  # type: ignore[attr-defined]
+            if not exc.retryable:  # the request's own fault: no other tier would take it
+                await self._record_failure(call, window, exc, completion_tokens=held.tokens)
+                raise _client_error(exc) from exc
+            call.fallback_from.append(tier.name)
+            call.fallback_errors.append(f"{tier.name}: {exc}")
+            report.note = f"tier {tier.name} failed before the decision"
+            log.warning("cascade: tier %s failed (%s); escalating", tier.name, exc)
+            spent = None
+            if held.tokens:  # it did work before failing: that is paid for
+                spent = window.end(prompt_token_bound(params.messages), held.tokens)
+            else:
+                window.abort()
+            await self._escalate(call, params, spent)
+            return None
+        except BaseException:
+            await events.aclose()  # type: ignore[attr-defined]
+            window.abort()
+            raise
+        report.confidence, report.decision_ms = verdict.confidence, verdict.decision_ms
+        if verdict.keep:
+            return _Kept(tier, window, held, events)
+        # Stop the cheap tier now: what it would say next is not needed.
+        await events.aclose()  # type: ignore[attr-defined]
+        finish = held.finish
+        # Its prompt tokens are known only from a finished answer; else an upper bound.
+        prompt_tokens = (
+            finish.usage.prompt_tokens if finish else prompt_token_bound(params.messages)
+        )
+        await self._escalate(call, params, window.end(prompt_tokens, held.tokens))
+        return None
+
+    async def _escalate(self, call: _Call, params: ChatParams, spent: Receipt | None) -> None:
+        """Move the plan past the cheap try. Its spend (``spent``) is settled first, so the
+        key's budget covers both attempts: the hold is then moved to the next tier."""
+        step, report = call.plan.cascade, call.cascade
+        assert step is not None and report is not None
+        report.escalated, report.escalated_to = True, step.escalate_to[0].name
+        report.fallbacks_before = len(call.fallback_from)
+        call.plan = replace(call.plan, tiers=step.escalate_to)
+        if spent is None:
+            return
+        report.discarded = call.discarded = spent
+        observe(spent, "discarded")
+        await call.plan.hold.settle(spent)
+        try:
+            await call.plan.hold.move_to(step.escalate_to[0].name)
+        except APIError as exc:  # the budget cannot cover the larger tier: 429, and say so
+            await self.gw.ledger.record(
+                self._record(call, spent, "error", exc.status_code, error=exc.message[:500])
+            )
+            raise
+
     # -- non-streaming ----------------------------------------------------------------
 
-    async def _complete(self, plan: Plan, params: ChatParams, call: _Call) -> Outcome:
-        async def attempt(tier: Tier, window: MeterWindow) -> Completion:
+    async def _complete(
+        self, call: _Call, params: ChatParams, kept: _Kept | None = None
+    ) -> Outcome:
+        async def attempt(tier: Tier, params: ChatParams, window: MeterWindow) -> Completion:
             return await _collect(tier.backend, params, window)
 
-        tier, window, completion = await self._first_answer(plan, call, attempt)
-        receipt = window.end(completion.usage.prompt_tokens, completion.usage.completion_tokens)
-        await self._settle(call, tier, receipt, "ok", 200)
-        info = self._info(call, tier, receipt)
+        if kept is None:
+            tier, window, completion = await self._first_answer(call, params, attempt)
+        else:
+            tier, window = kept.tier, kept.window
+            try:
+                completion = await _gather(cascade.replay(kept.held.events, kept.rest), tier.name)
+            except BackendError as exc:  # nothing reached the client, but the answer is half
+                await self._record_failure(call, window, exc)
+                raise _client_error(exc) from exc
+        receipt = _end(window, completion.usage)
+        if call.cache is not None:
+            call.cache.completed(completion)
+        await self._settle(call, receipt, "ok", 200)
+        self._answered(call, tier, completion, receipt)
+        info = self._info(call, receipt)
         body = completion_body(
             call.request_id,
             tier.public_id,
@@ -161,19 +306,25 @@ class ChatService:
             completion.finish_reason,
             completion.usage,
             info,
+            message_extra=completion.message_extra,
+            choice_extra=completion.choice_extra,
+            chunk_extra=completion.chunk_extra,
+            usage_extra=completion.usage_extra,
         )
-        return Outcome(self._headers(tier, receipt), body=body)
+        return Outcome(
+            self._headers(tier, call.total(receipt)), body=body, logprobs=completion.logprobs
+        )
 
     # -- streaming --------------------------------------------------------------------
 
     async def _start_stream(
-        self, plan: Plan, params: ChatParams, call: _Call, include_usage: bool
+        self, call: _Call, params: ChatParams, include_usage: bool, kept: _Kept | None = None
     ) -> Outcome:
         """Wait for the first event before answering, so a failing tier can still fall back
         and a bad request still gets a proper status code instead of a broken stream."""
 
-        async def attempt(tier: Tier, window: MeterWindow) -> _Opened:
-            events = _metered(tier.backend.stream(params), window)
+        async def attempt(tier: Tier, params: ChatParams, window: MeterWindow) -> _Opened:
+            events = _metered(_answer(tier.backend, params), window)
             try:
                 return events, await anext(events)
             except (BackendError, StopAsyncIteration) as exc:
@@ -182,7 +333,12 @@ class ChatService:
                     raise
                 raise BackendError(f"tier {tier.name!r} sent an empty answer") from exc
 
-        tier, window, (events, first) = await self._first_answer(plan, call, attempt)
+        if kept is None:
+            tier, window, (events, first) = await self._first_answer(call, params, attempt)
+        else:  # a cascade's kept answer: the held tokens go first, then the rest live
+            tier, window, (events, first) = kept.tier, kept.window, kept.events()
+        if call.cache is not None:  # the answer is kept as it streams, to store if complete
+            events, first = call.cache.record(events, first)
         body = self._sse(tier, events, first, window, call, include_usage)
         return Outcome(self._headers(tier, None), stream=body)
 
@@ -197,22 +353,32 @@ class ChatService:
     ) -> AsyncIterator[bytes]:
         out = ChunkWriter(call.request_id, tier.public_id)
         deltas = 0
+        parts: list[str] = []  # the answer, for after_answer
         finished = False
         try:
-            yield out.role()
+            opens_with_text = not isinstance(first, TextDelta) or first.text or not first.extra
+            yield out.role(first.chunk_extra, "" if opens_with_text else None)
             event: TextDelta | Finish | None = first
             while event is not None:
                 if isinstance(event, TextDelta):
                     deltas += 1
-                    yield out.delta(event.text)
+                    parts.append(event.text)
+                    yield out.delta(event.text, event.extra, event.choice_extra, event.chunk_extra)
                 else:
                     finished = True
-                    receipt = window.end(event.usage.prompt_tokens, event.usage.completion_tokens)
-                    await self._settle(call, tier, receipt, "ok", 200)
-                    info = self._info(call, tier, receipt)
-                    yield out.finish(event.finish_reason, None if include_usage else info)
+                    receipt = _end(window, event.usage)
+                    await self._settle(call, receipt, "ok", 200)
+                    said = Completion("".join(parts), event.finish_reason, event.usage)
+                    self._answered(call, tier, replace(said, logprobs=event.logprobs), receipt)
+                    info = self._info(call, receipt)
+                    yield out.finish(
+                        event.finish_reason,
+                        None if include_usage else info,
+                        event.choice_extra,
+                        event.chunk_extra,
+                    )
                     if include_usage:
-                        yield out.usage(event.usage, info)
+                        yield out.usage(event.usage, info, event.usage_extra)
                     yield out.done()
                     return
                 event = await anext(events, None)
@@ -220,7 +386,7 @@ class ChatService:
         except BackendError as exc:
             # Tokens already reached the client: no fallback now, say so in-band.
             finished = True
-            await self._record_failure(call, tier, window, exc, completion_tokens=deltas)
+            await self._record_failure(call, window, exc, completion_tokens=deltas)
             yield out.error(_client_error(exc).body())
             yield out.done()
         finally:
@@ -230,7 +396,7 @@ class ChatService:
                 # a task of its own (drained on shutdown).
                 receipt = window.end(0, deltas)
                 task = asyncio.get_running_loop().create_task(
-                    self._settle(call, tier, receipt, "cancelled", 499)
+                    self._settle(call, receipt, "cancelled", 499)
                 )
                 self._detached.add(task)
                 task.add_done_callback(self._detached.discard)
@@ -239,41 +405,20 @@ class ChatService:
 
     # -- helpers ----------------------------------------------------------------------
 
-    async def _should_fall_back(
-        self, exc: BackendError, plan: Plan, i: int, call: _Call, tier: Tier, window: MeterWindow
-    ) -> bool:
-        if not exc.retryable or i + 1 >= len(plan.tiers):
-            return False
-        window.abort()
-        if call.hold is not None and call.key is not None:
-            # The hold was sized for the failed tier; the next one needs its own.
-            await self.gw.budget.release(call.hold)
-            call.hold = None
-            call.hold = await self.gw.budget.reserve(
-                call.key, [plan.tiers[i + 1].name], call.prompt_bound, call.max_tokens
-            )
-        call.fallback_from.append(tier.name)
-        log.warning(
-            "tier %s failed (%s); falling back to %s", tier.name, exc, plan.tiers[i + 1].name
-        )
-        return True
-
     async def _record_failure(
         self,
         call: _Call,
-        tier: Tier,
         window: MeterWindow,
         exc: BackendError,
         completion_tokens: int = 0,
     ) -> None:
         receipt = window.end(0, completion_tokens)
         status = _client_error(exc).status_code
-        await self._settle(call, tier, receipt, "error", status, error=str(exc)[:500])
+        await self._settle(call, receipt, "error", status, error=str(exc)[:500])
 
     async def _settle(
         self,
         call: _Call,
-        tier: Tier,
         receipt: Receipt,
         status: str,
         http_status: int,
@@ -281,52 +426,65 @@ class ChatService:
     ) -> None:
         """Count the receipt and make it durable; returns once the ledger has committed."""
         observe(receipt, status)
-        if call.hold is not None:
-            hold, call.hold = call.hold, None
-            await self.gw.budget.settle(hold, receipt)
-        await self.gw.ledger.record(
-            self._record(call, tier, receipt, status, http_status, error=error)
-        )
+        await call.plan.hold.settle(receipt)
+        total = call.total(receipt)  # the hold has the discarded try's part already
+        await self.gw.ledger.record(self._record(call, total, status, http_status, error=error))
+        if call.cache is not None:
+            caching.remember(self.gw.cache, call.cache, status, total)
+
+    def _answered(self, call: _Call, tier: Tier, answer: Completion, receipt: Receipt) -> None:
+        """Tell ``after_answer`` of a client's settled answer (never of the gateway's own
+        requests: calibration, shadow calls); whatever it does, the client's answer stands."""
+        if self.after_answer is None or call.purpose != "serve" or call.request is None:
+            return
+        try:
+            self.after_answer(
+                Answered(
+                    request=call.request,
+                    request_id=call.request_id,
+                    learn=call.learn,
+                    route=call.plan.route,
+                    escalated=bool(call.cascade and call.cascade.escalated),
+                    tier=tier.public_id,
+                    text=answer.text,
+                    finish_reason=answer.finish_reason,
+                    completion_tokens=answer.usage.completion_tokens,
+                    logprobs=answer.logprobs,
+                    receipt=call.total(receipt),
+                )
+            )
+        except Exception:
+            log.exception("after_answer failed for request %s", call.request_id)
 
     def _record(
         self,
         call: _Call,
-        tier: Tier,
-        r: Receipt,
+        receipt: Receipt,
         status: str,
         http_status: int,
         error: str | None = None,
     ) -> LedgerRecord:
-        return LedgerRecord(
+        return LedgerRecord.from_receipt(
+            receipt,
             request_id=call.request_id,
             ts=call.started,
             key_id=call.key_id,
-            tier=tier.name,
-            model=tier.public_id,
             status=status,
             http_status=http_status,
             stream=call.stream,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            latency_ms=r.latency_ms,
-            ttft_ms=r.ttft_ms,
-            energy_j=r.energy_j,
-            energy_source=r.energy_source,
-            cost_usd=r.cost_usd,
-            co2e_g=r.co2e_g,
-            baseline_energy_j=r.baseline_energy_j,
-            baseline_cost_usd=r.baseline_cost_usd,
-            baseline_co2e_g=r.baseline_co2e_g,
-            fallback_from=",".join(call.fallback_from) or None,
-            error=error,
+            fallback_from=call.fallback_from,
+            # A fallback's answer is "ok", and its row still says what failed before it.
+            error=error if error is not None else ("; ".join(call.fallback_errors)[:500] or None),
+            purpose=call.purpose,
         )
 
-    def _info(self, call: _Call, tier: Tier, receipt: Receipt) -> dict[str, Any]:
-        info = {"request_id": call.request_id, **receipt.as_dict()}
-        info["tier"] = tier.name
-        info["model"] = tier.public_id
-        if call.route is not None:
-            info["route"] = call.route
+    def _info(self, call: _Call, receipt: Receipt) -> dict[str, Any]:
+        """The response's ``joulegate`` object for the answer ``receipt`` metered."""
+        info = {"request_id": call.request_id, **call.total(receipt).as_dict()}
+        if call.plan.route is not None:
+            info["route"] = call.plan.route.as_dict()
+            if call.cascade is not None:
+                info["route"].update(call.cascade.as_dict(receipt.tier, call.fallback_from))
         if call.fallback_from:
             info["fallback_from"] = list(call.fallback_from)
         return info
@@ -343,21 +501,51 @@ class ChatService:
             await asyncio.gather(*self._detached, return_exceptions=True)
 
 
+def _answer(backend: Backend, params: ChatParams) -> AsyncIterator[StreamEvent]:
+    """The backend's answer: a chat turn, or for ``/v1/completions`` a plain continuation
+    of ``params.prompt``. Everything around it (plan, meter, ledger) is the same."""
+    return backend.stream(params) if params.prompt is None else backend.complete_text(params)
+
+
 async def _collect(backend: Backend, params: ChatParams, window: MeterWindow) -> Completion:
+    return await _gather(_metered(_answer(backend, params), window), backend.tier)
+
+
+async def _gather(events: AsyncIterator[TextDelta | Finish], tier: str) -> Completion:
+    """A whole answer from its events; closes ``events``."""
     parts: list[str] = []
+    message: dict[str, Any] = {}  # the deltas' other fields, assembled
+    choice: dict[str, Any] = {}
+    chunk: dict[str, Any] = {}
     finish: Finish | None = None
-    events = _metered(backend.stream(params), window)
     try:
         async for event in events:
             if isinstance(event, TextDelta):
                 parts.append(event.text)
+                if event.extra:
+                    merge_delta(message, event.extra)
+                if event.choice_extra:
+                    merge_delta(choice, event.choice_extra)
+                if event.chunk_extra:
+                    chunk.update(event.chunk_extra)
             elif isinstance(event, Finish):
                 finish = event
     finally:
         await events.aclose()  # type: ignore[attr-defined]
     if finish is None:
-        raise BackendError(f"tier {backend.tier!r} ended its answer without finishing")
-    return Completion("".join(parts), finish.finish_reason, finish.usage)
+        raise BackendError(f"tier {tier!r} ended its answer without finishing")
+    if finish.choice_extra:
+        merge_delta(choice, finish.choice_extra)
+    return Completion(
+        "".join(parts),
+        finish.finish_reason,
+        finish.usage,
+        message_extra=message or None,
+        choice_extra=choice or None,
+        chunk_extra={**chunk, **(finish.chunk_extra or {})} or None,
+        usage_extra=finish.usage_extra,
+        logprobs=finish.logprobs,
+    )
 
 
 async def _metered(
@@ -376,9 +564,14 @@ async def _metered(
         await events.aclose()  # type: ignore[attr-defined]
 
 
+def _end(window: MeterWindow, usage: Usage) -> Receipt:
+    """Close ``window`` on a finished answer's token counts, reasoning tokens included."""
+    return window.end(usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens)
+
+
 def _client_error(exc: BackendError) -> APIError:
     """Backend errors are written for clients (keys scrubbed, no internals)."""
     return APIError(exc.status_code, str(exc), type=exc.error_type, code=exc.code)
 
 
-__all__ = ["ChatService", "Outcome"]
+__all__ = ["Answered", "ChatService", "Outcome"]

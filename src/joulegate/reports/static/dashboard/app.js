@@ -93,9 +93,16 @@ function tierColor(name) {
 
 async function getJSON(path) {
   const res = await fetch(API + path, { cache: "no-store" });
+  if (res.status === 401) {
+    // The session expired or was revoked: the page itself now answers with the sign-in form.
+    window.location.reload();
+  }
   if (!res.ok) {
     let detail = res.statusText;
-    try { detail = (await res.json()).detail || detail; } catch (_) { /* not JSON */ }
+    try {
+      const body = await res.json();
+      detail = (body.error && body.error.message) || body.detail || detail;
+    } catch (_) { /* not JSON */ }
     throw new Error(`${res.status} ${detail}`);
   }
   return res.json();
@@ -275,12 +282,66 @@ function drawKPIs(s) {
   $("kpi-energy").textContent = fmtJ(t.energy_j);
   $("kpi-energy-note").textContent = `${fmtWh(t.energy_j)} · ${sourceSplit(t)}`;
   $("kpi-cost").textContent = fmtUSD(t.cost_usd);
-  $("kpi-cost-note").textContent = `baseline ${fmtUSD(t.baseline_cost_usd)} · ${pct(t.savings_cost_usd, t.baseline_cost_usd)} less`;
+  $("kpi-cost-note").textContent = `baseline ${fmtUSD(t.baseline_cost_usd)} · ${lessOrMore(t.savings_cost_usd, t.baseline_cost_usd)}`;
   $("kpi-co2e").textContent = fmtG(t.co2e_g);
-  $("kpi-co2e-note").textContent = `baseline ${fmtG(t.baseline_co2e_g)} · ${pct(t.savings_co2e_g, t.baseline_co2e_g)} less`;
-  $("kpi-saved").textContent = t.baseline_energy_j ? `${pct(t.savings_energy_j, t.baseline_energy_j)} energy` : "–";
-  $("kpi-saved-note").textContent =
-    `${fmtJ(t.savings_energy_j)} · ${fmtUSD(t.savings_cost_usd)} · ${fmtG(t.savings_co2e_g)} CO2e saved`;
+  $("kpi-co2e-note").textContent = `baseline ${fmtG(t.baseline_co2e_g)} · ${lessOrMore(t.savings_co2e_g, t.baseline_co2e_g)}`;
+  drawSaved(t, s.learning);
+  drawQuality(s.quality);
+  drawCache(s.cache);
+}
+
+/* "12% less" / "3.6% more": a negative saving is a cost, and says so. */
+function lessOrMore(saved, baseline) {
+  return saved < 0 ? `${pct(-saved, baseline)} more` : `${pct(saved, baseline)} less`;
+}
+
+/* Savings against all-largest-tier (net of learning overhead, whose baseline is zero). A
+   negative saving is shown as a cost, in red: never styled as a win. */
+function drawSaved(t, learning) {
+  const neg = t.savings_energy_j < 0;
+  $("kpi-saved-card").className = `kpi ${neg ? "cost" : "save"}`;
+  $("kpi-saved-title").textContent = neg ? "Costs more than all-largest-tier" : "Saved vs all-largest-tier";
+  $("kpi-saved").textContent = t.baseline_energy_j
+    ? `${pct(Math.abs(t.savings_energy_j), t.baseline_energy_j)} ${neg ? "more energy" : "energy"}`
+    : "–";
+  const verb = neg ? "extra" : "saved";
+  const abs = (x) => Math.abs(x || 0);
+  let note = `${fmtJ(abs(t.savings_energy_j))} · ${fmtUSD(abs(t.savings_cost_usd))} · ${fmtG(abs(t.savings_co2e_g))} CO2e ${verb}`;
+  const over = learning ? Object.values(learning).reduce((a, v) => a + (v.energy_j || 0), 0) : 0;
+  if (over > 0) note += ` · net of ${fmtJ(over)} learning overhead`;
+  $("kpi-saved-note").textContent = note;
+}
+
+/* Quality retained over the shadowed sample, with its 95% interval and n; a sample too small
+   to say anything says so instead of showing a number. */
+function drawQuality(q) {
+  const big = $("kpi-quality"), note = $("kpi-quality-note");
+  big.className = "big";
+  const all = q && q.overall;
+  if (!all || !all.n) {
+    big.textContent = "–";
+    note.textContent = "not measured yet ([routing.learn])";
+    return;
+  }
+  if (all.too_small) {
+    big.className = "big small";
+    big.textContent = "sample too small";
+    note.textContent = `n = ${all.n} judged answers (${all.min_sample} needed)`;
+    return;
+  }
+  big.replaceChildren(
+    document.createTextNode(`${(100 * all.rate).toFixed(1)}% `),
+    el("span", { class: "ci" }, `${(100 * all.low).toFixed(0)}–${(100 * all.high).toFixed(0)}%`),
+  );
+  const tiers = (q.by_tier || []).map((g) => `${g.group} ${g.too_small ? "n too small" : `${(100 * g.rate).toFixed(0)}%`} (n ${g.n})`);
+  note.textContent = `95% CI · n = ${all.n} judged` + (tiers.length > 1 ? ` · ${tiers.join(" · ")}` : "");
+}
+
+function drawCache(c) {
+  if (!c) return;
+  $("kpi-cache").textContent = c.requests ? `${(100 * c.hit_rate).toFixed(1)}% hits` : "–";
+  const fh = c.est_false_hit_rate == null ? "" : ` · est. false hits ${(100 * c.est_false_hit_rate).toFixed(2)}%`;
+  $("kpi-cache-note").textContent = `${fmtCount(c.hits)} served · ${fmtJ(c.energy_saved_j)} saved${fh}`;
 }
 
 /* ---------- recent receipts ---------- */
@@ -344,15 +405,16 @@ function drawProjection(p) {
     ))),
   );
   const i = p.inputs;
+  const neg = s.gwh_per_year < 0;
   const headline = Math.abs(p.energy_saved_fraction) < 1e-9
     ? el("p", { class: "headline" }, "Every request so far ran on the largest tier, so routing has nothing to save yet at ",
       el("b", {}, `${fmtCount(i.queries_per_day)} queries a day`), ".")
-    : el("p", { class: "headline" },
-    `${fmtCount(i.queries_per_day)} queries a day at this ledger's mix saves `,
-    el("b", {}, `${+s.gwh_per_year.toPrecision(3)} GWh`), " a year — the electricity of ",
-    el("b", {}, `${grouped(s.homes)} US homes`), ".");
+    : el("p", { class: `headline${neg ? " neg" : ""}` },
+    `${fmtCount(i.queries_per_day)} queries a day at this ledger's mix ${neg ? "costs" : "saves"} `,
+    el("b", {}, `${+Math.abs(s.gwh_per_year).toPrecision(3)} GWh`), neg ? " more a year — the electricity of " : " a year — the electricity of ",
+    el("b", {}, `${grouped(Math.abs(s.homes))} US homes`), ".");
   box.replaceChildren(headline, table);
-  const basis = i.energy_basis === "facility" ? `facility energy (local tiers × PUE ${i.pue})` : `device energy × PUE ${i.pue}`;
+  const basis = i.energy_basis === "facility" ? `energy as metered (this machine's tiers × PUE ${i.pue}, hosted tiers full-stack)` : `device energy × PUE ${i.pue}`;
   $("proj-foot").textContent =
     `From ${i.source}: ${fmtJ(i.energy_per_query_j)} routed vs ${fmtJ(i.baseline_energy_per_query_j)} baseline per query, ${basis}; ` +
     `grid ${i.grid_g_per_kwh} g/kWh; $${i.usd_per_kwh}/kWh; ${i.kwh_per_home_year.toLocaleString("en-US")} kWh per home; ` +
@@ -387,6 +449,7 @@ async function refresh() {
     ]);
     state.summary = summary;
     state.series = series;
+    $("signout").hidden = !(summary.viewer && summary.viewer.session);
     // Tier colours follow the ledger's order (cheapest first where names sort that way).
     for (const g of summary.by_tier) tierColor(g.group);
     drawKPIs(summary);
