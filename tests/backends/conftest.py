@@ -7,11 +7,14 @@ speaking HTTP, so what the backend meets is exactly what it meets in production.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from joulegate._platform import vcpu_count
+from joulegate.backends import EmbeddedSettings
+from joulegate.backends.embedded import EmbeddedBackend
 
 from backends.upstreams import (
     FaultServer,
@@ -19,6 +22,19 @@ from backends.upstreams import (
     start_fault_server,
     stop,
 )
+
+
+@pytest.fixture(scope="session")
+def embedded_backend() -> Iterator[EmbeddedBackend]:
+    """The real embedded model, loaded once for the tests that ask it directly."""
+    backend = EmbeddedBackend(
+        "embedded", "gemma-3-270m", EmbeddedSettings(n_ctx=1024, n_threads=min(2, vcpu_count()))
+    )
+    asyncio.run(backend.start())
+    try:
+        yield backend
+    finally:
+        asyncio.run(backend.aclose())
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,16 @@ capabilities (docs/compatibility.md): it claims them because these pass.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from joulegate.backends import ChatParams, EmbeddedSettings, Finish, RequestRejected, TextDelta
+from joulegate.backends import Finish, RequestRejected
 from joulegate.backends.embedded import EmbeddedBackend
+
+from backends.embedded_model import ask
 
 # The prompts docs/compatibility.md's measurement used.
 JSON_PROMPTS = [
@@ -28,62 +28,38 @@ JSON_PROMPTS = [
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[EmbeddedBackend]:
-    pytest.importorskip("llama_cpp")
-    b = EmbeddedBackend("embedded", "gemma-3-270m", EmbeddedSettings(n_ctx=1024, n_threads=2))
-    asyncio.run(b.start())
-    try:
-        yield b
-    finally:
-        asyncio.run(b.aclose())
-
-
 def _ask(backend: EmbeddedBackend, prompt: str, **extra: Any) -> tuple[str, Finish]:
-    params = ChatParams(
-        messages=[{"role": "user", "content": prompt}],
-        max_tokens=128,
-        temperature=0.0,
-        seed=1,
-        extra=extra,
-    )
-
-    async def run() -> tuple[str, Finish]:
-        parts: list[str] = []
-        finish: Finish | None = None
-        async for event in backend.stream(params):
-            if isinstance(event, TextDelta):
-                parts.append(event.text)
-            elif isinstance(event, Finish):
-                finish = event
-        assert finish is not None
-        return "".join(parts), finish
-
-    return asyncio.run(run())
+    return ask(backend, prompt, max_tokens=128, extra=extra)
 
 
 @pytest.mark.parametrize("prompt", JSON_PROMPTS)
-def test_json_object_answers_are_json_objects(backend: EmbeddedBackend, prompt: str) -> None:
-    text, finish = _ask(backend, prompt, response_format={"type": "json_object"})
+def test_json_object_answers_are_json_objects(
+    embedded_backend: EmbeddedBackend, prompt: str
+) -> None:
+    text, finish = _ask(embedded_backend, prompt, response_format={"type": "json_object"})
     assert finish.finish_reason == "stop", text
     assert isinstance(json.loads(text), dict), text
 
 
 @pytest.mark.parametrize("prompt", JSON_PROMPTS[:3])
-def test_json_schema_answers_match_the_schema(backend: EmbeddedBackend, prompt: str) -> None:
+def test_json_schema_answers_match_the_schema(
+    embedded_backend: EmbeddedBackend, prompt: str
+) -> None:
     fmt = {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA}}
-    text, _ = _ask(backend, prompt, response_format=fmt)
+    text, _ = _ask(embedded_backend, prompt, response_format=fmt)
     value = json.loads(text)
     assert set(value) == {"answer"} and isinstance(value["answer"], str), text
 
 
-def test_a_schema_without_its_schema_is_refused(backend: EmbeddedBackend) -> None:
+def test_a_schema_without_its_schema_is_refused(embedded_backend: EmbeddedBackend) -> None:
     with pytest.raises(RequestRejected):
-        _ask(backend, "hi", response_format={"type": "json_schema", "json_schema": {}})
+        _ask(embedded_backend, "hi", response_format={"type": "json_schema", "json_schema": {}})
 
 
-def test_logprobs_cover_the_answer_with_its_top_alternatives(backend: EmbeddedBackend) -> None:
-    text, finish = _ask(backend, "Name a primary colour.", logprobs=True, top_logprobs=3)
+def test_logprobs_cover_the_answer_with_its_top_alternatives(
+    embedded_backend: EmbeddedBackend,
+) -> None:
+    text, finish = _ask(embedded_backend, "Name a primary colour.", logprobs=True, top_logprobs=3)
     assert finish.choice_extra is not None
     content = finish.choice_extra["logprobs"]["content"]
     # The tokens spell the answer (the first one with the space the chat frame leaves).
@@ -98,13 +74,13 @@ def test_logprobs_cover_the_answer_with_its_top_alternatives(backend: EmbeddedBa
     assert sum(math.exp(a["logprob"]) for a in content[0]["top_logprobs"]) <= 1 + 1e-6
 
 
-def test_logprobs_without_alternatives(backend: EmbeddedBackend) -> None:
-    _, finish = _ask(backend, "Name a primary colour.", logprobs=True)
+def test_logprobs_without_alternatives(embedded_backend: EmbeddedBackend) -> None:
+    _, finish = _ask(embedded_backend, "Name a primary colour.", logprobs=True)
     assert finish.choice_extra is not None
     content = finish.choice_extra["logprobs"]["content"]
     assert content and all(t["top_logprobs"] == [] for t in content)
 
 
-def test_out_of_range_top_logprobs_is_refused(backend: EmbeddedBackend) -> None:
+def test_out_of_range_top_logprobs_is_refused(embedded_backend: EmbeddedBackend) -> None:
     with pytest.raises(RequestRejected):
-        _ask(backend, "hi", logprobs=True, top_logprobs=21)
+        _ask(embedded_backend, "hi", logprobs=True, top_logprobs=21)
