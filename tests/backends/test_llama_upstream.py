@@ -103,3 +103,39 @@ def test_closing_mid_stream_closes_the_upstream_connection(llama_server: str) ->
             await b.aclose()
 
     assert asyncio.run(go()) < 10
+
+
+@pytest.mark.parametrize("client_asked", [False, True])
+def test_the_upstreams_token_logprobs_reach_the_cascade(
+    llama_server: str, client_asked: bool
+) -> None:
+    """``want_logprobs`` (a cascade's cheap try, ``joulegate calibrate``) asks the upstream
+    for ``logprobs`` and reads them into the events; the client sees the OpenAI object only
+    when it asked for it itself."""
+    # (llama-cpp-python's server sends log-probs only with a ``top_logprobs``.)
+    extra = {"logprobs": True, "top_logprobs": 2} if client_asked else {}
+    params = ChatParams(QUESTION, max_tokens=12, temperature=0.0, extra=extra, want_logprobs=True)
+
+    async def go() -> tuple[list[TextDelta], Finish]:
+        b = backend(llama_server)
+        await b.start()
+        deltas: list[TextDelta] = []
+        finish = None
+        try:
+            async for event in b.stream(params):
+                if isinstance(event, TextDelta):
+                    deltas.append(event)
+                elif isinstance(event, Finish):
+                    finish = event
+        finally:
+            await b.aclose()
+        assert finish is not None
+        return deltas, finish
+
+    deltas, finish = asyncio.run(go())
+    assert finish.logprobs is not None
+    assert 0 < len(finish.logprobs) <= 12 and all(lp <= 0.0 for lp in finish.logprobs)
+    streamed = [lp for d in deltas for lp in (d.logprobs or ())]
+    assert streamed and finish.logprobs[: len(streamed)] == tuple(streamed)
+    shown = any(d.choice_extra and "logprobs" in d.choice_extra for d in deltas)
+    assert shown == client_asked

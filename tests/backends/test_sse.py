@@ -61,3 +61,39 @@ def test_error_messages_come_from_openai_error_bodies_or_plain_text() -> None:
     assert error_message(b'{"detail": "Not Found"}') == "Not Found"
     assert error_message(b"<html>\n oops </html>") == "<html> oops </html>"
     assert error_message(b"") == "(empty body)"
+
+
+def _lp(token: str, logprob: float) -> str:
+    return f'{{"token":"{token}","logprob":{logprob},"bytes":null,"top_logprobs":[]}}'
+
+
+_CHUNKS = [
+    '{"choices":[{"delta":{"content":"Hi"},"logprobs":{"content":[' + _lp("Hi", -0.5) + "]}}]}",
+    '{"choices":[{"delta":{"content":" there"},"logprobs":{"content":['
+    + _lp(" the", -1.0)
+    + ","
+    + _lp("re", -0.25)
+    + "]}}]}",
+    '{"choices":[{"delta":{},"logprobs":{"content":['
+    + _lp(".", -2.0)
+    + ']},"finish_reason":"stop"}]}',
+]
+
+
+@pytest.mark.parametrize("client_asked", [False, True])
+def test_token_logprobs_are_read_for_the_cascade_and_shown_only_if_the_client_asked(
+    client_asked: bool,
+) -> None:
+    reader = ChunkReader("t", read_logprobs=True, hide_logprobs=not client_asked)
+    deltas = [e for chunk in _CHUNKS for e in reader.feed(chunk)]
+    assert [d.logprobs for d in deltas] == [(-0.5,), (-1.0, -0.25)]
+    assert reader.logprobs == [-0.5, -1.0, -0.25, -2.0]  # the last one reaches Finish
+    shown = [d.choice_extra for d in deltas] + [reader.finish_choice]
+    assert all(bool(c and "logprobs" in c) == client_asked for c in shown)
+
+
+def test_token_logprobs_are_not_read_unless_asked() -> None:
+    reader = ChunkReader("t")
+    deltas = [e for chunk in _CHUNKS for e in reader.feed(chunk)]
+    assert all(d.logprobs is None for d in deltas) and reader.logprobs == []
+    assert all(d.choice_extra and "logprobs" in d.choice_extra for d in deltas)

@@ -33,7 +33,6 @@ from in_process import PRICED, run_started, sse_events
 _T = TypeVar("_T")
 
 
-
 class Scripted(Backend):
     """Answers ``answer`` (or, with ``echo``, the last user turn), word by word."""
 
@@ -77,8 +76,8 @@ class CacheHarness:
             await asyncio.gather(*self.gw.cache._tasks)
         return out
 
-    def key(self, name: str) -> KeyInfo:
-        info, _ = self.keys.create(name)
+    def key(self, name: str, *, learn: bool = True, budget_j: float | None = None) -> KeyInfo:
+        info, _ = self.keys.create(name, budget_j=budget_j, learn=learn)
         return info
 
     def rows(self) -> list[dict[str, Any]]:

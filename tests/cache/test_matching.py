@@ -182,3 +182,74 @@ def test_exploration_answers_a_share_of_would_be_hits_with_the_model() -> None:
     rng = random.Random(1)
     kinds = [decide(3.0, 2.0, 0.0, 0.25, rng) for _ in range(400)]
     assert 60 < kinds.count("explore") < 140 and kinds.count("miss") == 0
+
+
+def test_the_lexical_prefilter_rules_out_only_what_could_never_hit() -> None:
+    """A question is skipped without embedding only when no entry of its context could
+    reach the lowest threshold even at cosine 1 (``VectorIndex.lexically_near``). Checked
+    against a brute force over every entry: the prefilter must never lose a hit."""
+    from joulegate.cache.guard import overlap
+    from joulegate.cache.index import Slot, VectorIndex
+
+    rng = random.Random(7)
+    nouns = [
+        "cat",
+        "dog",
+        "river",
+        "bank",
+        "loan",
+        "paper",
+        "train",
+        "plane",
+        "city",
+        "coffee",
+        "tea",
+        "garden",
+    ]
+    verbs = ["sees", "crosses", "owns", "paints", "likes", "sells", "does not see", "never finds"]
+    extras = ["quickly", "in the morning", "at night", "again", "twice", "3 times", "two times", ""]
+
+    def sentence() -> str:
+        subj, obj = rng.sample(nouns, 2)
+        return f"The {subj} {rng.choice(verbs)} the {obj} {rng.choice(extras)}".strip()
+
+    cal = load_calibration("all-MiniLM-L6-v2-onnx-int8")
+    lowest = cal.base_threshold(0.01)
+    need = cal.min_overlap(lowest)
+    assert 0.0 < need < 1.0
+    index = VectorIndex(dim=4)
+    stored = sorted({sentence() for _ in range(300)})
+    vec = [1.0, 0.0, 0.0, 0.0]
+    for i, text in enumerate(stored):
+        index.add(Slot(f"e{i}", "ns", f"x{i}", "ctx", text, expires=1e12), _unit(vec))
+
+    def check() -> tuple[int, int]:
+        skipped = kept = 0
+        for _ in range(300):
+            q = sentence()
+            brute = any(
+                overlap(q, t) >= need
+                and refuses(q, t) is None
+                and cal.score(1.0, overlap(q, t)) >= lowest
+                for t in stored
+            )
+            near = index.lexically_near("ns", "ctx", q, need)
+            assert near or not brute, f"{q!r} was ruled out but could hit"
+            skipped += not near
+            kept += near
+        return skipped, kept
+
+    skipped, kept = check()
+    assert skipped and kept  # both outcomes occur, so the check above has teeth
+    for i in range(0, len(stored), 2):  # removals keep the postings right
+        index.remove(f"e{i}")
+    stored = [t for i, t in enumerate(stored) if i % 2]
+    assert all(check())
+    assert not index.lexically_near("ns", "another context", stored[0], need)
+
+
+def _unit(v: list[float]) -> Any:
+    import numpy as np
+
+    a = np.asarray(v, dtype=np.float32)
+    return a / np.linalg.norm(a)

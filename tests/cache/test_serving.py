@@ -111,9 +111,11 @@ def test_a_no_store_request_is_never_stored_but_may_be_served(harness: CacheHarn
     assert _info(c)["energy_source"] == "estimated:profile"
 
 
-def test_a_no_store_key_is_never_stored(tmp_path: Path) -> None:
-    h = make_harness(tmp_path, no_store_keys=["private-team"])
-    key = h.key("private-team")
+@pytest.mark.parametrize("why", ["[cache] no_store_keys", "keys create --no-learn"])
+def test_a_key_whose_traffic_must_not_be_kept_is_never_stored(tmp_path: Path, why: str) -> None:
+    listed = why.startswith("[cache]")
+    h = make_harness(tmp_path, no_store_keys=["private-team"] if listed else [])
+    key = h.key("private-team", learn=listed)  # a key that opted out of learning opts out here
 
     async def scenario() -> None:
         await h.ask(request(), key)
@@ -122,6 +124,44 @@ def test_a_no_store_key_is_never_stored(tmp_path: Path) -> None:
     h.run(scenario)
     assert h.model.calls == 2
     assert h.gw.cache is not None and h.gw.cache.store.counts() == {}
+
+
+def test_a_hit_counts_against_the_keys_budget_and_is_served_at_its_limit(
+    harness: CacheHarness,
+) -> None:
+    """A key's spend is the sum of its ledger rows, hits included; a hit costs microjoules,
+    so a key at its limit still gets it, while a new question is refused."""
+    key = harness.key("budgeted", budget_j=10_000.0)
+
+    def spent() -> float:
+        info = harness.keys.get(key.key_id)
+        assert info is not None
+        return info.spent_j
+
+    async def scenario() -> list[Any]:
+        outs = [await harness.ask(request(), key), await harness.ask(request(stream=True), key)]
+        outs.append(await harness.ask(request(), key))
+        return outs
+
+    first, streamed, hit = harness.run(scenario)
+    assert harness.model.calls == 1
+    assert streamed_text(streamed.body["events"]) == "Tokyo is the capital."
+    rows = [r for r in harness.rows() if r["key_id"] == key.key_id]
+    assert [r["energy_source"] for r in rows] == ["estimated:profile", "cache", "cache"]
+    assert spent() == pytest.approx(sum(r["energy_j"] for r in rows), rel=1e-9, abs=1e-12)
+    assert spent() >= _info(first)["energy_j"] + _info(hit)["energy_j"]
+
+    harness.keys.charge(key.key_id, 10_000.0, 0.0, 0.0)  # the key is now past its limit
+
+    async def at_limit() -> Any:
+        served = await harness.ask(request(), key)
+        with pytest.raises(APIError) as err:
+            await harness.ask(request("A question never asked before?"), key)
+        assert err.value.status_code == 429
+        return served
+
+    assert _info(harness.run(at_limit))["energy_source"] == "cache"
+    assert harness.model.calls == 1
 
 
 def test_key_a_entry_is_never_served_to_key_b(harness: CacheHarness) -> None:

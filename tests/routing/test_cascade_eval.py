@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from joulegate.cli import app
+from joulegate.routing import cascade_data as cd
 from joulegate.routing import cascade_eval as ce
 from joulegate.routing.model import TrainConfig
 from joulegate.routing.probes import load_probe_set
@@ -52,7 +53,7 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def test_no_item_is_scored_by_a_model_fit_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    items = ce._items("t", probe_rows(), ["p"] * 120, np.ones(120), 100.0, None, [])
+    items = cd._items("t", probe_rows(), ["p"] * 120, np.ones(120), 100.0, None, [])
     items.prompts = [f"prompt {i}" for i in range(len(items))]
     fit_on: list[set[str]] = []
     real_fit, real_score = ce.fit, ce.score
@@ -82,7 +83,7 @@ def _items(cheap: list[float], large: list[float]) -> ce.Items:
         {"id": str(i), "kind": "routine", "score": s, "logprobs": SURE, "energy_j": 2.0}
         for i, s in enumerate(cheap)
     ]
-    return ce._items("t", rows, [str(i) for i in range(n)], np.array(large), 1000.0, None, [])
+    return cd._items("t", rows, [str(i) for i in range(n)], np.array(large), 1000.0, None, [])
 
 
 class Fixed:
@@ -142,17 +143,17 @@ def test_gsm8k_outcomes_join_gpt4_on_the_question_hash(tmp_path: Path) -> None:
     questions = ["How many apples?", "How many pears?", "Not measured?"]
     responses = tmp_path / "gsm8k_responses.csv"
     with responses.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, ["prompt", ce.GPT4])
+        w = csv.DictWriter(fh, ["prompt", cd.GPT4])
         w.writeheader()
         for q, ok in zip(questions, ["True", "False", "True"], strict=True):
-            w.writerow({"prompt": q, ce.GPT4: ok})
+            w.writerow({"prompt": q, cd.GPT4: ok})
     sha = [hashlib.sha256(q.encode()).hexdigest() for q in questions]
     rows = [
         {"id": "b", "question_sha256": sha[1], "score": 1.0, "logprobs": SURE, "energy_j": 3.0},
         {"id": "a", "question_sha256": sha[0], "score": 0.0, "logprobs": SURE, "energy_j": 1.0},
         {"id": "x", "question_sha256": "0" * 64, "score": 0.0, "logprobs": SURE, "energy_j": 1.0},
     ]
-    items = ce.load_gsm8k_items(write_jsonl(tmp_path / "o.jsonl", rows), responses, 900.0)
+    items = cd.load_gsm8k_items(write_jsonl(tmp_path / "o.jsonl", rows), responses, 900.0)
     assert items.ids == ["b", "a"] and items.prompts == [questions[1], questions[0]]
     assert items.large_score.tolist() == [0.0, 1.0] and items.cheap_j.tolist() == [3.0, 1.0]
     assert any("1 rows without a GPT-4 match" in n for n in items.notes)

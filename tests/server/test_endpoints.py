@@ -24,10 +24,10 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from joulegate.backends.base import Usage
+from joulegate.server.call import Outcome
 from joulegate.server.chunks import ChunkWriter
 from joulegate.server.responses import as_response
 from joulegate.server.responses_protocol import ResponsesRequest
-from joulegate.server.serving import Outcome
 
 from backends.conftest import llama_server  # noqa: F401 - a fixture, used by name
 from gateway_proc import EMBEDDED_TIER, GatewayProcess, openai_tier, start_gateway

@@ -3,7 +3,8 @@
 Client extras come first, then the tier's ``extra_body``, then what the gateway insists
 on: the tier's model, streaming, and ``stream_options.include_usage`` (the pipeline
 collects the stream for non-streaming clients), so token counts reach the meter whatever
-the client asked for. ``tier_messages`` maps what some servers cannot read.
+the client asked for, and ``logprobs`` when the gateway wants the answer's confidence from
+a tier that has them. ``tier_messages`` maps what some servers cannot read.
 """
 
 from __future__ import annotations
@@ -44,7 +45,21 @@ def request_body(
             body[name] = value
     if params.stop:
         body["stop"] = list(params.stop)
+    if params.want_logprobs and "logprobs" in supported and not body.get("logprobs"):
+        # For the gateway (a cascade's confidence), not the client: the sampled tokens' own
+        # log-probs, no alternatives (llama-cpp-python's server sends none without a
+        # ``top_logprobs``; OpenAI and vLLM take 0).
+        body["logprobs"] = True
+        body.setdefault("top_logprobs", 0)
     return body
+
+
+def reads_logprobs(params: ChatParams, supported: frozenset[str]) -> tuple[bool, bool]:
+    """Whether the answer's token log-probs are read for the gateway, and whether they are
+    then kept from the client (who did not ask for them)."""
+    asked = bool(params.extra.get("logprobs"))
+    read = params.want_logprobs and (asked or "logprobs" in supported)
+    return read, read and not asked
 
 
 def tier_messages(

@@ -124,6 +124,7 @@ def finish(acc: sse.ChunkReader, prompt_chars: int) -> Finish:
     return Finish(
         acc.finish_reason,
         usage,
+        logprobs=tuple(acc.logprobs) if acc.logprobs else None,
         choice_extra=acc.finish_choice,
         chunk_extra=acc.chunk_extra,
         usage_extra=acc.usage_extra,

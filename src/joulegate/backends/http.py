@@ -41,7 +41,7 @@ from joulegate.backends._errors import (
     timeout_error,
 )
 from joulegate.backends._pool import ShardedPool
-from joulegate.backends._request_body import request_body
+from joulegate.backends._request_body import reads_logprobs, request_body
 from joulegate.backends._response import (
     ERROR_BODY_LIMIT,
     EstimatedUsage,
@@ -190,6 +190,7 @@ class HTTPBackend(Backend):
 
     async def _answer(self, params: ChatParams, *, text: bool) -> AsyncIterator[StreamEvent]:
         self._check_breaker()
+        logprobs = (False, False)
         if text:
             body = text_request_body(params, self.model, self.settings.extra_body)
             prompt_chars = len(params.prompt or "")
@@ -198,10 +199,11 @@ class HTTPBackend(Backend):
                 params, self.model, self.settings.extra_body, self.settings.supported
             )
             prompt_chars = sum(len(message_text(m)) for m in params.messages)
+            logprobs = reads_logprobs(params, self.settings.supported)
         deadline = asyncio.get_running_loop().time() + self.settings.total_timeout_s
         attempt = 0
         while True:
-            events = self._attempt(body, deadline, prompt_chars, text=text)
+            events = self._attempt(body, deadline, prompt_chars, text=text, logprobs=logprobs)
             try:
                 first = await anext(events)
                 break
@@ -309,11 +311,19 @@ class HTTPBackend(Backend):
         return delay
 
     async def _attempt(
-        self, body: dict[str, Any], deadline: float, prompt_chars: int, *, text: bool = False
+        self,
+        body: dict[str, Any],
+        deadline: float,
+        prompt_chars: int,
+        *,
+        text: bool = False,
+        logprobs: tuple[bool, bool] = (False, False),
     ) -> AsyncGenerator[StreamEvent, None]:
         """One upstream request, as events; every wait is bounded by a deadline.
 
         ``text``: a plain-text completion (``/v1/completions``), else a chat completion.
+        ``logprobs``: whether to read the tokens' log-probs, and to hide them from the client
+        (``reads_logprobs``).
         """
         pool = self._started()
         first_by = min(
@@ -324,7 +334,12 @@ class HTTPBackend(Backend):
             path = COMPLETIONS_PATH if text else CHAT_PATH
             request = client.build_request("POST", path, json=body, headers=headers)
             resp = await self._reach(client.send(request, stream=True), first_by)
-            acc = TextChunkReader(self.tier) if text else sse.ChunkReader(self.tier)
+            read, hide = logprobs
+            acc = (
+                TextChunkReader(self.tier)
+                if text
+                else sse.ChunkReader(self.tier, read_logprobs=read, hide_logprobs=hide)
+            )
             events = answer_events(
                 resp, self.settings, acc, first_by=first_by, deadline=deadline, redact=self._redact
             )

@@ -70,8 +70,17 @@ class ChunkReader:
     ``system_fingerprint``, ...) on the events, so the client gets them as sent.
     """
 
-    def __init__(self, tier: str) -> None:
+    def __init__(
+        self, tier: str, *, read_logprobs: bool = False, hide_logprobs: bool = False
+    ) -> None:
         self.tier = tier
+        # ``read_logprobs``: take each token's log-prob from the choices' ``logprobs``
+        # objects (``TextDelta.logprobs``, ``Finish.logprobs``: a cascade's confidence).
+        # ``hide_logprobs``: the gateway asked for them, not the client, so the objects
+        # are not passed through.
+        self.read_logprobs = read_logprobs
+        self.hide_logprobs = hide_logprobs
+        self.logprobs: list[float] = []
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.usage_extra: dict[str, Any] | None = None
@@ -167,7 +176,10 @@ class ChunkReader:
         content = delta.get("content")
         text = content if isinstance(content, str) else ""
         extra = _others(delta, _DELTA_OWN)
-        if not text and not extra:
+        logprobs = self._take_logprobs(choice_extra)
+        if self.hide_logprobs:
+            choice_extra = {k: v for k, v in choice_extra.items() if k != "logprobs"}
+        if not text and not extra:  # its log-probs, if any, still reach Finish
             if finishing and choice_extra:
                 self.finish_choice = choice_extra
                 return None
@@ -182,8 +194,29 @@ class ChunkReader:
             else:
                 self.other_chars += size
         return TextDelta(
-            text, extra=extra or None, choice_extra=choice_extra or None, chunk_extra=chunk_extra
+            text,
+            logprobs=logprobs,
+            extra=extra or None,
+            choice_extra=choice_extra or None,
+            chunk_extra=chunk_extra,
         )
+
+    def _take_logprobs(self, choice: dict[str, Any]) -> tuple[float, ...] | None:
+        """The log-probs of the tokens in ``choice``'s OpenAI ``logprobs`` object (its
+        ``content`` list), kept for ``Finish`` too; None when not read or not there."""
+        if not self.read_logprobs:
+            return None
+        obj = choice.get("logprobs")
+        content = obj.get("content") if isinstance(obj, dict) else None
+        if not isinstance(content, list):
+            return None
+        out = []
+        for token in content:
+            value = token.get("logprob") if isinstance(token, dict) else None
+            if isinstance(value, int | float):
+                out.append(float(value))
+        self.logprobs.extend(out)
+        return tuple(out) or None
 
     def _choices(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
         choices = obj.get("choices", [])

@@ -12,9 +12,11 @@ decided on the exact cosine.
 
 Before any of that, a lexical prefilter: a semantic hit needs its content words to overlap
 the entry's by at least the share the calibrated score implies even at cosine 1
-(``thresholds.Calibration.min_overlap``). Each group keeps an inverted index of its
-entries' content words, so a question that shares too few words with every entry is a miss
-without being embedded at all: most misses never pay for the embedder.
+(``thresholds.Calibration.min_overlap``), and the guard to pass, which it never does
+between texts with different numbers or a different count of negations. Each group keeps
+an inverted index of its entries' content words, partitioned by those two (the entry's
+*guard class*), so a question that shares too few words with every entry of its class is a
+miss without being embedded at all: most misses never pay for the embedder.
 """
 
 from __future__ import annotations
@@ -26,12 +28,20 @@ from pathlib import Path
 
 import numpy as np
 
-from joulegate.cache.guard import refuses, signature
+from joulegate.cache.guard import Signature, refuses, signature
 
 PROJECTION = Path(__file__).with_name("projection.npz")
 PREFILTER_FROM = 4_096
 RERANK = 32
 MAX_CHECKS = 512  # lexical candidates looked at before the embedder is left to decide
+
+# What two texts must share for the guard to let a hit through at all: their numbers, in
+# order, and how many negations they have (``guard.refuses``).
+GuardClass = tuple[tuple[str, ...], int]
+
+
+def guard_class(sig: Signature) -> GuardClass:
+    return (sig.numbers, sig.negations)
 
 
 @dataclass
@@ -54,11 +64,12 @@ class _Group:
     proj_dim: int
     ids: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
-    # (content word (stemmed), number of content words of the entry) -> the entries whose
-    # question has that word and that many words; and how many entries have each word.
-    postings: dict[tuple[str, int], set[str]] = field(default_factory=dict)
-    frequency: dict[str, int] = field(default_factory=dict)
-    words: dict[str, frozenset[str]] = field(default_factory=dict)
+    # (guard class, content word (stemmed), number of content words of the entry) -> the
+    # entries of that class whose question has that word and that many words; and how many
+    # entries of each class have each word.
+    postings: dict[tuple[GuardClass, str, int], set[str]] = field(default_factory=dict)
+    frequency: dict[tuple[GuardClass, str], int] = field(default_factory=dict)
+    words: dict[str, tuple[GuardClass, frozenset[str]]] = field(default_factory=dict)
     vectors: np.ndarray = field(init=False)
     projected: np.ndarray = field(init=False)
 
@@ -131,11 +142,12 @@ class VectorIndex:
                     group = self._groups[key] = _Group(self.dim, self._proj_dim)
                 proj = vector @ self._basis if self._basis is not None else None
                 group.add(slot.entry_id, vector, proj)
-                words = signature(slot.text).content
-                group.words[slot.entry_id] = words
+                sig = signature(slot.text)
+                cls, words = guard_class(sig), sig.content
+                group.words[slot.entry_id] = (cls, words)
                 for w in words:
-                    group.postings.setdefault((w, len(words)), set()).add(slot.entry_id)
-                    group.frequency[w] = group.frequency.get(w, 0) + 1
+                    group.postings.setdefault((cls, w, len(words)), set()).add(slot.entry_id)
+                    group.frequency[(cls, w)] = group.frequency.get((cls, w), 0) + 1
 
     def remove(self, entry_id: str) -> Slot | None:
         with self._lock:
@@ -148,16 +160,16 @@ class VectorIndex:
             group = self._groups.get(key)
             if group is not None and entry_id in group.rows:
                 group.remove(entry_id)
-                words = group.words.pop(entry_id, frozenset())
+                cls, words = group.words.pop(entry_id, (((), 0), frozenset()))
                 for w in words:
-                    ids = group.postings.get((w, len(words)))
+                    ids = group.postings.get((cls, w, len(words)))
                     if ids is not None:
                         ids.discard(entry_id)
                         if not ids:
-                            del group.postings[(w, len(words))]
-                    group.frequency[w] -= 1
-                    if not group.frequency[w]:
-                        del group.frequency[w]
+                            del group.postings[(cls, w, len(words))]
+                    group.frequency[(cls, w)] -= 1
+                    if not group.frequency[(cls, w)]:
+                        del group.frequency[(cls, w)]
                 if not group.ids:
                     del self._groups[key]
             return slot
@@ -183,7 +195,7 @@ class VectorIndex:
     ) -> bool:
         """Whether any entry of the context shares at least ``min_overlap`` (Jaccard) of its
         content words with ``text`` and passes the guard with it: the two things a semantic
-        hit needs that words alone decide.
+        hit needs that words alone decide. Only entries of the question's guard class can.
 
         Exact, with the filters of set-similarity joins: an entry of ``n`` words can only
         reach the overlap if ``m·q ≤ n ≤ q / m`` (``q``: the question's words), so only
@@ -197,23 +209,24 @@ class VectorIndex:
                 return False
             if min_overlap <= 0.0:
                 return True
-            words = signature(text).content
+            sig = signature(text)
+            cls, words = guard_class(sig), sig.content
             q = len(words)
             if not q:
                 return True  # nothing to filter on: let the embedder decide
             need = max(1, math.ceil(min_overlap * q - 1e-9))
             lo, hi = need, math.floor(q / min_overlap + 1e-9)
-            rare = sorted(words, key=lambda w: group.frequency.get(w, 0))[: q - need + 1]
+            rare = sorted(words, key=lambda w: group.frequency.get((cls, w), 0))[: q - need + 1]
             seen: set[str] = set()
             for w in rare:
                 for n in range(lo, hi + 1):
-                    for entry_id in group.postings.get((w, n), ()):
+                    for entry_id in group.postings.get((cls, w, n), ()):
                         if entry_id in seen:
                             continue
                         seen.add(entry_id)
                         if len(seen) > MAX_CHECKS:
                             return True
-                        shared = len(words & group.words[entry_id])
+                        shared = len(words & group.words[entry_id][1])
                         if shared < need or shared / (q + n - shared) < min_overlap:
                             continue
                         theirs = self._slots[entry_id].text

@@ -184,8 +184,9 @@ class ResponseCache:
             return False
         if key.name in self.settings.no_store_keys or key.key_id in self.settings.no_store_keys:
             return True
-        # Keys that opt out of learning from their traffic opt out of the cache's copy too.
-        return bool(getattr(key, "no_store", False) or getattr(key, "no_learn", False))
+        # Keys that opt out of learning from their traffic (``keys create --no-learn``: a
+        # ``KeyInfo`` with ``learn = False``) opt out of the cache's copy too.
+        return getattr(key, "learn", True) is False
 
     async def lookup(self, probe: Probe) -> Hit | None:
         """The cached answer, or None. A store that fails (Redis down, a locked file) is a

@@ -296,6 +296,10 @@ class KeyStore:
         """Drop the hold without spending anything (the request failed before any work)."""
         holds.release(self.engine, reservation)
 
+    def charge(self, key_id: str, energy_j: float, cost_usd: float, co2e_g: float) -> None:
+        """Count spend that took no hold (a cache hit); never refused."""
+        holds.charge(self.engine, key_id, energy_j, cost_usd, co2e_g)
+
     # -- async wrappers for the server: the database work runs in a thread ------------------------
 
     async def authenticate_async(self, token: str) -> KeyInfo | None:
@@ -313,3 +317,8 @@ class KeyStore:
 
     async def release_async(self, reservation: Reservation) -> None:
         await asyncio.to_thread(self.release, reservation)
+
+    async def charge_async(
+        self, key_id: str, energy_j: float, cost_usd: float, co2e_g: float
+    ) -> None:
+        await asyncio.to_thread(self.charge, key_id, energy_j, cost_usd, co2e_g)

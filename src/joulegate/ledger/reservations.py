@@ -2,9 +2,10 @@
 
 Before dispatch, :func:`reserve` holds the request's worst case against the key's remaining
 budget; afterwards :func:`settle` swaps the hold for the actual spend (or :func:`release`
-drops it). Each step is one transaction on the key's row: ``SELECT ... FOR UPDATE`` on
-PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite, so concurrent requests, in one process or many,
-can never overspend a budget. A hold whose gateway died lapses at ``expires_at``.
+drops it); :func:`charge` counts spend that needed no hold (a cache hit). Each step is one
+transaction on the key's row: ``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE``
+on SQLite, so concurrent requests, in one process or many, can never overspend a budget. A
+hold whose gateway died lapses at ``expires_at``.
 """
 
 from __future__ import annotations
@@ -112,6 +113,20 @@ def settle(
             api_keys.update().where(api_keys.c.key_id == reservation.key_id).values(**values)
         )
     reservation.finished = True
+
+
+def charge(engine: Engine, key_id: str, energy_j: float, cost_usd: float, co2e_g: float) -> None:
+    """Add spend that took no hold: a cache hit, which costs microjoules and is served even
+    to a key at its limit, is still counted, so the key's spend matches its ledger rows."""
+    actual = {"j": energy_j, "usd": cost_usd, "co2e_g": co2e_g}
+    with write_transaction(engine) as conn:
+        row = _lock_key(conn, key_id)
+        if row is None:
+            raise UnknownKey(f"no key {key_id!r}")
+        values = _current(row, datetime.now(UTC))
+        for d in DIMENSIONS:
+            values[f"spent_{d}"] += max(0.0, actual[d])
+        conn.execute(api_keys.update().where(api_keys.c.key_id == key_id).values(**values))
 
 
 def release(engine: Engine, reservation: Reservation) -> None:

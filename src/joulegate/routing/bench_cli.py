@@ -21,8 +21,8 @@ from rich.table import Table
 
 from .cascade_eval import DEFAULT_LARGE_J
 from .cascade_eval import evaluate as evaluate_cascade
-from .cascade_eval import plot as plot_cascade
-from .cascade_eval import render as render_cascade
+from .cascade_report import plot as plot_cascade
+from .cascade_report import render as render_cascade
 from .data import Outcomes, load_outcomes
 from .evaluation import evaluate
 

@@ -153,3 +153,10 @@ class BudgetGuard:
         if key is None or not key.has_budget:
             return NO_BUDGET
         return BudgetHold(self.keys, self.meter, key, prompt_tokens, max_tokens)
+
+    async def charge(self, key: KeyInfo | None, receipt: Receipt) -> None:
+        """Count a receipt that took no hold (a cache hit) against the key's budgets."""
+        if key is not None and key.has_budget:
+            await self.keys.charge_async(
+                key.key_id, receipt.energy_j, receipt.cost_usd, receipt.co2e_g
+            )

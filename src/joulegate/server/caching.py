@@ -174,7 +174,8 @@ async def serve_hit(
     started: datetime,
 ) -> _Served:
     """The cached answer as ``Outcome``'s headers, body and stream; the ledger row is
-    committed before the body is returned (or, streamed, before its last chunk)."""
+    committed, and the hit's cost counted against the key's budgets (never refused: it
+    costs microjoules), before the body is returned (or, streamed, before its last chunk)."""
     entry, answer = hit.entry, hit.entry.answer
     usage = Usage(**answer["usage"])
     receipt = _receipt(gw, hit, usage)
@@ -201,6 +202,7 @@ async def serve_hit(
     if not req.stream:
         observe(receipt, "ok")
         await gw.ledger.record(record)
+        await gw.budget.charge(key, receipt)
         body = completion_body(
             request_id,
             entry.origin["model"],
@@ -216,7 +218,7 @@ async def serve_hit(
         )
         return headers, body, None
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    return headers, None, _replay(gw, hit, usage, info, record, receipt, include_usage)
+    return headers, None, _replay(gw, key, hit, usage, info, record, receipt, include_usage)
 
 
 def _route(hit: Hit) -> dict[str, Any]:
@@ -244,6 +246,7 @@ def _receipt(gw: Gateway, hit: Hit, usage: Usage) -> Receipt:
 
 async def _replay(
     gw: Gateway,
+    key: KeyInfo | None,
     hit: Hit,
     usage: Usage,
     info: dict[str, Any],
@@ -264,6 +267,7 @@ async def _replay(
         yield out.delta("", extra)
     observe(receipt, "ok")
     await gw.ledger.record(record)
+    await gw.budget.charge(key, receipt)
     yield out.finish(
         answer["finish_reason"], None if include_usage else info, answer.get("choice_extra")
     )

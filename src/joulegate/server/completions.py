@@ -13,8 +13,8 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
+from joulegate.server.call import Outcome
 from joulegate.server.chat_stream import DONE, read_events, sse
-from joulegate.server.serving import Outcome
 
 __all__ = ["as_text_completion"]
 

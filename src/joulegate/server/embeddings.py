@@ -23,12 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from joulegate.backends.base import BackendError, EmbedParams
 from joulegate.ledger import KeyInfo
 from joulegate.server.budget import prompt_token_bound
+from joulegate.server.call import Call, Outcome, response_headers
 from joulegate.server.chunks import new_id
 from joulegate.server.errors import APIError
+from joulegate.server.events import client_error
 from joulegate.server.gateway import Gateway, Tier
 from joulegate.server.planning import AUTO, Plan, Route, model_not_found
 from joulegate.server.ratelimit import estimate_tokens
-from joulegate.server.serving import ChatService, Outcome, _Call, _client_error
+from joulegate.server.serving import ChatService
 
 __all__ = ["EmbeddingList", "EmbeddingRequest", "create_embeddings"]
 
@@ -95,19 +97,19 @@ async def create_embeddings(
     hold = gw.budget.hold(key, req.token_bound(), {tier.name: 0})
     await hold.reserve(tier.name)
     plan = Plan([tier], route, hold, {tier.name: 0})
-    call = _Call(new_id(), datetime.now(UTC), False, key.key_id if key else None, plan)
+    call = Call(new_id(), datetime.now(UTC), False, key.key_id if key else None, plan)
     try:
         window = gw.meter.begin(tier.name, weight=0.0 if tier.backend.queues else 1.0)
         try:
             result = await tier.backend.embed(params, lambda: window.set_weight(1.0))
         except BackendError as exc:
-            await service._record_failure(call, window, exc)
-            raise _client_error(exc) from exc
+            await service.record_failure(call, window, exc)
+            raise client_error(exc) from exc
         except BaseException:  # cancelled (client gone): no receipt, but no open window
             window.abort()
             raise
         receipt = window.end(result.prompt_tokens, 0)
-        await service._settle(call, receipt, "ok", 200)
+        await service.settle(call, receipt, "ok", 200)
     except BaseException:
         await asyncio.shield(hold.release())  # never settled: give it back
         raise
@@ -119,9 +121,9 @@ async def create_embeddings(
         ],
         "model": tier.public_id,
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
-        "joulegate": service._info(call, receipt),
+        "joulegate": call.info(receipt),
     }
-    return Outcome(service._headers(tier, receipt), body=body)
+    return Outcome(response_headers(tier, receipt), body=body)
 
 
 def embedding_tier(gw: Gateway, model: str) -> tuple[Tier, Route | None]:

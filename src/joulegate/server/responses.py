@@ -18,9 +18,9 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
+from joulegate.server.call import Outcome
 from joulegate.server.chat_stream import DONE, read_events, sse
 from joulegate.server.responses_protocol import ResponsesRequest
-from joulegate.server.serving import Outcome
 
 __all__ = ["as_response"]
 

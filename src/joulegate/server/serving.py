@@ -10,30 +10,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from joulegate.backends.base import (
-    Backend,
-    BackendError,
-    ChatParams,
-    Completion,
-    Finish,
-    Started,
-    StreamEvent,
-    TextDelta,
-    Usage,
-)
-from joulegate.ledger import KeyInfo, LedgerRecord
+from joulegate.backends.base import BackendError, ChatParams, Completion, Finish, TextDelta
+from joulegate.ledger import KeyInfo
 from joulegate.metering import MeterWindow, Receipt, observe
 from joulegate.server import caching, cascade
 from joulegate.server.budget import prompt_token_bound
-from joulegate.server.chunks import ChunkWriter, completion_body, merge_delta, new_id
+from joulegate.server.call import Answered, Call, Outcome, response_headers
+from joulegate.server.chunks import ChunkWriter, completion_body, new_id
 from joulegate.server.completions_protocol import TextCompletionRequest
 from joulegate.server.errors import APIError
+from joulegate.server.events import (
+    answer_events,
+    client_error,
+    collect,
+    end_window,
+    gather,
+    metered,
+)
 from joulegate.server.gateway import Gateway, Tier
-from joulegate.server.planning import Plan, Route, plan_request
+from joulegate.server.planning import plan_request
 from joulegate.server.protocol import ChatCompletionRequest
 
 log = logging.getLogger(__name__)
@@ -43,57 +42,6 @@ _T = TypeVar("_T")
 _Opened = tuple[AsyncIterator[TextDelta | Finish], TextDelta | Finish]
 # One try of one tier: the parameters as that tier gets them, and its meter window.
 _Attempt = Callable[[Tier, ChatParams, MeterWindow], Awaitable[_T]]
-
-
-@dataclass
-class Outcome:
-    headers: dict[str, str]
-    body: dict[str, Any] | None = None
-    stream: AsyncIterator[bytes] | None = None
-    # The answer's token log-probs, for a caller that asked (``joulegate calibrate``).
-    logprobs: tuple[float, ...] | None = None
-
-
-@dataclass
-class _Call:
-    """One request's bookkeeping as it moves through the pipeline."""
-
-    request_id: str
-    started: datetime
-    stream: bool
-    key_id: str | None
-    plan: Plan
-    fallback_from: list[str] = field(default_factory=list)
-    # Why each of those tiers failed: the ledger row keeps it, even when a fallback answered.
-    fallback_errors: list[str] = field(default_factory=list)
-    purpose: str = "serve"  # the ledger's label: "calibration" for `joulegate calibrate`
-    cascade: cascade.Report | None = None  # what a cascade's cheap try came to
-    discarded: Receipt | None = None  # that try's receipt, when its answer was not kept
-    cache: caching.Recording | None = None  # a cache miss's answer, to store once settled
-    request: ChatCompletionRequest | None = None  # for ChatService.after_answer
-    learn: bool = True  # the key lets shadow sampling learn from its traffic
-
-    def total(self, receipt: Receipt) -> Receipt:
-        """What the client pays: the answer's receipt plus a discarded cheap try's."""
-        return receipt if self.discarded is None else receipt.after(self.discarded)
-
-
-@dataclass(frozen=True)
-class Answered:
-    """A client's request, answered and settled: what ``ChatService.after_answer`` is told
-    (shadow sampling, ``server/shadow.py``, learns from it after the answer has gone)."""
-
-    request: ChatCompletionRequest
-    request_id: str
-    learn: bool  # False: the key opted out of learning (keys create --no-learn)
-    route: Route | None  # how ``auto`` chose (None: the client named the model)
-    escalated: bool  # a cascade's cheap answer was not kept
-    tier: str  # the public id of the tier that answered
-    text: str
-    finish_reason: str
-    completion_tokens: int
-    logprobs: tuple[float, ...] | None
-    receipt: Receipt  # what the client paid
 
 
 @dataclass
@@ -143,7 +91,7 @@ class ChatService:
         if served is not None:  # a cache hit: nothing is planned, no model runs
             return Outcome(*served)
         plan = await plan_request(self.gw, req, key)
-        call = _Call(
+        call = Call(
             request_id, started, req.stream, key.key_id if key else None, plan, purpose=purpose
         )
         call.request, call.learn = req, key.learn if key else True
@@ -171,7 +119,7 @@ class ChatService:
     # -- trying tiers in order --------------------------------------------------------
 
     async def _first_answer(
-        self, call: _Call, params: ChatParams, attempt: _Attempt[_T]
+        self, call: Call, params: ChatParams, attempt: _Attempt[_T]
     ) -> tuple[Tier, MeterWindow, _T]:
         """Run ``attempt`` on each planned tier until one succeeds. A retryable failure falls
         back to the next tier; the last failure is recorded and becomes the client's error."""
@@ -191,18 +139,18 @@ class ChatService:
                         "tier %s failed (%s); falling back to %s", tier.name, exc, tiers[i + 1].name
                     )
                     continue
-                await self._record_failure(call, window, exc)
-                raise _client_error(exc) from exc
+                await self.record_failure(call, window, exc)
+                raise client_error(exc) from exc
         raise AssertionError("a plan always has a tier")  # pragma: no cover
 
     @staticmethod
-    def _params(call: _Call, params: ChatParams, tier: Tier) -> ChatParams:
+    def _params(call: Call, params: ChatParams, tier: Tier) -> ChatParams:
         """The request as ``tier`` gets it: with the token bound its budget hold assumed."""
         return replace(params, max_tokens=call.plan.max_tokens[tier.name])
 
     # -- a cascade's cheap try (server/cascade.py) --------------------------------------
 
-    async def _cheap_try(self, call: _Call, params: ChatParams) -> _Kept | None:
+    async def _cheap_try(self, call: Call, params: ChatParams) -> _Kept | None:
         """Let the cascade's cheap tier answer up to its hold, and judge it.
 
         Returns the answer if it is kept. Otherwise the cheap tier is stopped, its work is
@@ -216,7 +164,7 @@ class ChatService:
         call.cascade = report
         window = self.gw.meter.begin(tier.name, weight=0.0 if tier.backend.queues else 1.0)
         asked = replace(self._params(call, params, tier), want_logprobs=True)
-        events = _metered(_answer(tier.backend, asked), window)
+        events = metered(answer_events(tier.backend, asked), window)
         held = cascade.Held()
         try:
             await cascade.hold(events, step.hold_tokens, held)
@@ -224,8 +172,8 @@ class ChatService:
         except BackendError as exc:
             await events.aclose()  # type: ignore[attr-defined]
             if not exc.retryable:  # the request's own fault: no other tier would take it
-                await self._record_failure(call, window, exc, completion_tokens=held.tokens)
-                raise _client_error(exc) from exc
+                await self.record_failure(call, window, exc, completion_tokens=held.tokens)
+                raise client_error(exc) from exc
             call.fallback_from.append(tier.name)
             call.fallback_errors.append(f"{tier.name}: {exc}")
             report.note = f"tier {tier.name} failed before the decision"
@@ -254,7 +202,7 @@ class ChatService:
         await self._escalate(call, params, window.end(prompt_tokens, held.tokens))
         return None
 
-    async def _escalate(self, call: _Call, params: ChatParams, spent: Receipt | None) -> None:
+    async def _escalate(self, call: Call, params: ChatParams, spent: Receipt | None) -> None:
         """Move the plan past the cheap try. Its spend (``spent``) is settled first, so the
         key's budget covers both attempts: the hold is then moved to the next tier."""
         step, report = call.plan.cascade, call.cascade
@@ -271,33 +219,31 @@ class ChatService:
             await call.plan.hold.move_to(step.escalate_to[0].name)
         except APIError as exc:  # the budget cannot cover the larger tier: 429, and say so
             await self.gw.ledger.record(
-                self._record(call, spent, "error", exc.status_code, error=exc.message[:500])
+                call.record(spent, "error", exc.status_code, error=exc.message[:500])
             )
             raise
 
     # -- non-streaming ----------------------------------------------------------------
 
-    async def _complete(
-        self, call: _Call, params: ChatParams, kept: _Kept | None = None
-    ) -> Outcome:
+    async def _complete(self, call: Call, params: ChatParams, kept: _Kept | None = None) -> Outcome:
         async def attempt(tier: Tier, params: ChatParams, window: MeterWindow) -> Completion:
-            return await _collect(tier.backend, params, window)
+            return await collect(tier.backend, params, window)
 
         if kept is None:
             tier, window, completion = await self._first_answer(call, params, attempt)
         else:
             tier, window = kept.tier, kept.window
             try:
-                completion = await _gather(cascade.replay(kept.held.events, kept.rest), tier.name)
+                completion = await gather(cascade.replay(kept.held.events, kept.rest), tier.name)
             except BackendError as exc:  # nothing reached the client, but the answer is half
-                await self._record_failure(call, window, exc)
-                raise _client_error(exc) from exc
-        receipt = _end(window, completion.usage)
+                await self.record_failure(call, window, exc)
+                raise client_error(exc) from exc
+        receipt = end_window(window, completion.usage)
         if call.cache is not None:
             call.cache.completed(completion)
-        await self._settle(call, receipt, "ok", 200)
+        await self.settle(call, receipt, "ok", 200)
         self._answered(call, tier, completion, receipt)
-        info = self._info(call, receipt)
+        info = call.info(receipt)
         body = completion_body(
             call.request_id,
             tier.public_id,
@@ -312,19 +258,19 @@ class ChatService:
             usage_extra=completion.usage_extra,
         )
         return Outcome(
-            self._headers(tier, call.total(receipt)), body=body, logprobs=completion.logprobs
+            response_headers(tier, call.total(receipt)), body=body, logprobs=completion.logprobs
         )
 
     # -- streaming --------------------------------------------------------------------
 
     async def _start_stream(
-        self, call: _Call, params: ChatParams, include_usage: bool, kept: _Kept | None = None
+        self, call: Call, params: ChatParams, include_usage: bool, kept: _Kept | None = None
     ) -> Outcome:
         """Wait for the first event before answering, so a failing tier can still fall back
         and a bad request still gets a proper status code instead of a broken stream."""
 
         async def attempt(tier: Tier, params: ChatParams, window: MeterWindow) -> _Opened:
-            events = _metered(_answer(tier.backend, params), window)
+            events = metered(answer_events(tier.backend, params), window)
             try:
                 return events, await anext(events)
             except (BackendError, StopAsyncIteration) as exc:
@@ -340,7 +286,7 @@ class ChatService:
         if call.cache is not None:  # the answer is kept as it streams, to store if complete
             events, first = call.cache.record(events, first)
         body = self._sse(tier, events, first, window, call, include_usage)
-        return Outcome(self._headers(tier, None), stream=body)
+        return Outcome(response_headers(tier, None), stream=body)
 
     async def _sse(
         self,
@@ -348,7 +294,7 @@ class ChatService:
         events: AsyncIterator[TextDelta | Finish],
         first: TextDelta | Finish,
         window: MeterWindow,
-        call: _Call,
+        call: Call,
         include_usage: bool,
     ) -> AsyncIterator[bytes]:
         out = ChunkWriter(call.request_id, tier.public_id)
@@ -366,11 +312,11 @@ class ChatService:
                     yield out.delta(event.text, event.extra, event.choice_extra, event.chunk_extra)
                 else:
                     finished = True
-                    receipt = _end(window, event.usage)
-                    await self._settle(call, receipt, "ok", 200)
+                    receipt = end_window(window, event.usage)
+                    await self.settle(call, receipt, "ok", 200)
                     said = Completion("".join(parts), event.finish_reason, event.usage)
                     self._answered(call, tier, replace(said, logprobs=event.logprobs), receipt)
-                    info = self._info(call, receipt)
+                    info = call.info(receipt)
                     yield out.finish(
                         event.finish_reason,
                         None if include_usage else info,
@@ -386,8 +332,8 @@ class ChatService:
         except BackendError as exc:
             # Tokens already reached the client: no fallback now, say so in-band.
             finished = True
-            await self._record_failure(call, window, exc, completion_tokens=deltas)
-            yield out.error(_client_error(exc).body())
+            await self.record_failure(call, window, exc, completion_tokens=deltas)
+            yield out.error(client_error(exc).body())
             yield out.done()
         finally:
             if not finished:
@@ -396,7 +342,7 @@ class ChatService:
                 # a task of its own (drained on shutdown).
                 receipt = window.end(0, deltas)
                 task = asyncio.get_running_loop().create_task(
-                    self._settle(call, receipt, "cancelled", 499)
+                    self.settle(call, receipt, "cancelled", 499)
                 )
                 self._detached.add(task)
                 task.add_done_callback(self._detached.discard)
@@ -405,20 +351,20 @@ class ChatService:
 
     # -- helpers ----------------------------------------------------------------------
 
-    async def _record_failure(
+    async def record_failure(
         self,
-        call: _Call,
+        call: Call,
         window: MeterWindow,
         exc: BackendError,
         completion_tokens: int = 0,
     ) -> None:
         receipt = window.end(0, completion_tokens)
-        status = _client_error(exc).status_code
-        await self._settle(call, receipt, "error", status, error=str(exc)[:500])
+        status = client_error(exc).status_code
+        await self.settle(call, receipt, "error", status, error=str(exc)[:500])
 
-    async def _settle(
+    async def settle(
         self,
-        call: _Call,
+        call: Call,
         receipt: Receipt,
         status: str,
         http_status: int,
@@ -428,11 +374,11 @@ class ChatService:
         observe(receipt, status)
         await call.plan.hold.settle(receipt)
         total = call.total(receipt)  # the hold has the discarded try's part already
-        await self.gw.ledger.record(self._record(call, total, status, http_status, error=error))
+        await self.gw.ledger.record(call.record(total, status, http_status, error=error))
         if call.cache is not None:
             caching.remember(self.gw.cache, call.cache, status, total)
 
-    def _answered(self, call: _Call, tier: Tier, answer: Completion, receipt: Receipt) -> None:
+    def _answered(self, call: Call, tier: Tier, answer: Completion, receipt: Receipt) -> None:
         """Tell ``after_answer`` of a client's settled answer (never of the gateway's own
         requests: calibration, shadow calls); whatever it does, the client's answer stands."""
         if self.after_answer is None or call.purpose != "serve" or call.request is None:
@@ -456,122 +402,10 @@ class ChatService:
         except Exception:
             log.exception("after_answer failed for request %s", call.request_id)
 
-    def _record(
-        self,
-        call: _Call,
-        receipt: Receipt,
-        status: str,
-        http_status: int,
-        error: str | None = None,
-    ) -> LedgerRecord:
-        return LedgerRecord.from_receipt(
-            receipt,
-            request_id=call.request_id,
-            ts=call.started,
-            key_id=call.key_id,
-            status=status,
-            http_status=http_status,
-            stream=call.stream,
-            fallback_from=call.fallback_from,
-            # A fallback's answer is "ok", and its row still says what failed before it.
-            error=error if error is not None else ("; ".join(call.fallback_errors)[:500] or None),
-            purpose=call.purpose,
-        )
-
-    def _info(self, call: _Call, receipt: Receipt) -> dict[str, Any]:
-        """The response's ``joulegate`` object for the answer ``receipt`` metered."""
-        info = {"request_id": call.request_id, **call.total(receipt).as_dict()}
-        if call.plan.route is not None:
-            info["route"] = call.plan.route.as_dict()
-            if call.cascade is not None:
-                info["route"].update(call.cascade.as_dict(receipt.tier, call.fallback_from))
-        if call.fallback_from:
-            info["fallback_from"] = list(call.fallback_from)
-        return info
-
-    def _headers(self, tier: Tier, receipt: Receipt | None) -> dict[str, str]:
-        headers = {"x-joulegate-tier": tier.name, "x-joulegate-model": tier.public_id}
-        if receipt is not None:
-            headers.update(receipt.headers())
-        return headers
-
     async def drain(self) -> None:
         """Wait for receipts of abandoned streams; called before the ledger closes."""
         if self._detached:
             await asyncio.gather(*self._detached, return_exceptions=True)
-
-
-def _answer(backend: Backend, params: ChatParams) -> AsyncIterator[StreamEvent]:
-    """The backend's answer: a chat turn, or for ``/v1/completions`` a plain continuation
-    of ``params.prompt``. Everything around it (plan, meter, ledger) is the same."""
-    return backend.stream(params) if params.prompt is None else backend.complete_text(params)
-
-
-async def _collect(backend: Backend, params: ChatParams, window: MeterWindow) -> Completion:
-    return await _gather(_metered(_answer(backend, params), window), backend.tier)
-
-
-async def _gather(events: AsyncIterator[TextDelta | Finish], tier: str) -> Completion:
-    """A whole answer from its events; closes ``events``."""
-    parts: list[str] = []
-    message: dict[str, Any] = {}  # the deltas' other fields, assembled
-    choice: dict[str, Any] = {}
-    chunk: dict[str, Any] = {}
-    finish: Finish | None = None
-    try:
-        async for event in events:
-            if isinstance(event, TextDelta):
-                parts.append(event.text)
-                if event.extra:
-                    merge_delta(message, event.extra)
-                if event.choice_extra:
-                    merge_delta(choice, event.choice_extra)
-                if event.chunk_extra:
-                    chunk.update(event.chunk_extra)
-            elif isinstance(event, Finish):
-                finish = event
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
-    if finish is None:
-        raise BackendError(f"tier {tier!r} ended its answer without finishing")
-    if finish.choice_extra:
-        merge_delta(choice, finish.choice_extra)
-    return Completion(
-        "".join(parts),
-        finish.finish_reason,
-        finish.usage,
-        message_extra=message or None,
-        choice_extra=choice or None,
-        chunk_extra={**chunk, **(finish.chunk_extra or {})} or None,
-        usage_extra=finish.usage_extra,
-        logprobs=finish.logprobs,
-    )
-
-
-async def _metered(
-    events: AsyncIterator[StreamEvent], window: MeterWindow
-) -> AsyncIterator[TextDelta | Finish]:
-    """Tell the meter when work starts and when the first token comes; pass the rest on."""
-    try:
-        async for event in events:
-            if isinstance(event, Started):
-                window.set_weight(1.0)
-                continue
-            if isinstance(event, TextDelta):
-                window.first_token()
-            yield event
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
-
-
-def _end(window: MeterWindow, usage: Usage) -> Receipt:
-    """Close ``window`` on a finished answer's token counts, reasoning tokens included."""
-    return window.end(usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens)
-
-
-def _client_error(exc: BackendError) -> APIError:
-    """Backend errors are written for clients (keys scrubbed, no internals)."""
-    return APIError(exc.status_code, str(exc), type=exc.error_type, code=exc.code)
 
 
 __all__ = ["Answered", "ChatService", "Outcome"]
