@@ -29,16 +29,18 @@ def backend(url: str) -> HTTPBackend:
     )
 
 
-def test_streams_an_answer_with_token_counts(llama_server: str) -> None:
-    async def go() -> tuple[list[str], Finish]:
-        b = backend(llama_server)
+def _answer(url: str, params: ChatParams) -> tuple[list[TextDelta], Finish]:
+    """The deltas and the finish of one streamed answer from the server at ``url``."""
+
+    async def go() -> tuple[list[TextDelta], Finish]:
+        b = backend(url)
         await b.start()
-        deltas: list[str] = []
+        deltas: list[TextDelta] = []
         finish = None
         try:
-            async for event in b.stream(ChatParams(QUESTION, max_tokens=12, temperature=0.0)):
+            async for event in b.stream(params):
                 if isinstance(event, TextDelta):
-                    deltas.append(event.text)
+                    deltas.append(event)
                 elif isinstance(event, Finish):
                     finish = event
         finally:
@@ -46,9 +48,13 @@ def test_streams_an_answer_with_token_counts(llama_server: str) -> None:
         assert finish is not None
         return deltas, finish
 
-    deltas, finish = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_streams_an_answer_with_token_counts(llama_server: str) -> None:
+    deltas, finish = _answer(llama_server, ChatParams(QUESTION, max_tokens=12, temperature=0.0))
     assert len(deltas) > 1, "streamed chunk by chunk, not as one block"
-    assert "".join(deltas).strip()
+    assert "".join(d.text for d in deltas).strip()
     assert finish.finish_reason in ("stop", "length")
     # llama-cpp-python's server ignores stream_options.include_usage, so these are the
     # labelled estimate; what matters to the meter is that counts always arrive.
@@ -115,24 +121,7 @@ def test_the_upstreams_token_logprobs_reach_the_cascade(
     # (llama-cpp-python's server sends log-probs only with a ``top_logprobs``.)
     extra = {"logprobs": True, "top_logprobs": 2} if client_asked else {}
     params = ChatParams(QUESTION, max_tokens=12, temperature=0.0, extra=extra, want_logprobs=True)
-
-    async def go() -> tuple[list[TextDelta], Finish]:
-        b = backend(llama_server)
-        await b.start()
-        deltas: list[TextDelta] = []
-        finish = None
-        try:
-            async for event in b.stream(params):
-                if isinstance(event, TextDelta):
-                    deltas.append(event)
-                elif isinstance(event, Finish):
-                    finish = event
-        finally:
-            await b.aclose()
-        assert finish is not None
-        return deltas, finish
-
-    deltas, finish = asyncio.run(go())
+    deltas, finish = _answer(llama_server, params)
     assert finish.logprobs is not None
     assert 0 < len(finish.logprobs) <= 12 and all(lp <= 0.0 for lp in finish.logprobs)
     streamed = [lp for d in deltas for lp in (d.logprobs or ())]
