@@ -103,6 +103,27 @@ def test_too_many_messages_and_too_deep_nesting_are_400(limited: GatewayProcess)
     assert _chat(limited, {**BODY, "metadata_blob": ok}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/completions", {"model": "remote/fault", "prompt": "hi", "max_tokens": 6}),
+        ("/v1/responses", {"model": "remote/fault", "input": "hi", "max_output_tokens": 6}),
+        ("/v1/embeddings", {"model": "remote/fault", "input": "hi"}),
+    ],
+)
+def test_every_endpoint_refuses_too_deep_nesting_before_any_work(
+    limited: GatewayProcess, path: str, body: dict[str, object]
+) -> None:
+    deep: list[object] = []
+    node = deep
+    for _ in range(40):
+        inner: list[object] = []
+        node.append(inner)
+        node = inner
+    r = httpx.post(limited.base_url + path, json={**body, "metadata_blob": deep}, timeout=60)
+    assert "levels deep" in str(_openai_error(r, 400)["message"])
+
+
 def test_tool_messages_need_a_tool_call_id(limited: GatewayProcess) -> None:
     body = {**BODY, "messages": [{"role": "tool", "content": "42"}]}
     err = _openai_error(_chat(limited, body), 400)

@@ -19,7 +19,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from joulegate.server.errors import APIError
-from joulegate.server.protocol import ChatCompletionRequest, JoulegateOptions, StreamOptions
+from joulegate.server.protocol import (
+    BoundedBody,
+    ChatCompletionRequest,
+    JoulegateOptions,
+    StreamOptions,
+)
 
 __all__ = ["CompletionRequest", "TextCompletionRequest", "TextCompletionResponse"]
 
@@ -33,7 +38,7 @@ class TextCompletionRequest(ChatCompletionRequest):
     prompt: str
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(BoundedBody):
     """The body of ``POST /v1/completions``. Unknown fields (``presence_penalty``,
     ``logit_bias``, ``user``, ...) are passed to an upstream tier, as on the chat route."""
 

@@ -29,6 +29,7 @@ from joulegate.server.errors import APIError
 from joulegate.server.events import client_error
 from joulegate.server.gateway import Gateway, Tier
 from joulegate.server.planning import AUTO, Plan, Route, model_not_found
+from joulegate.server.protocol import BoundedBody
 from joulegate.server.ratelimit import estimate_tokens
 from joulegate.server.serving import ChatService
 
@@ -38,7 +39,7 @@ __all__ = ["EmbeddingList", "EmbeddingRequest", "create_embeddings"]
 MAX_INPUTS = 2048
 
 
-class EmbeddingRequest(BaseModel):
+class EmbeddingRequest(BoundedBody):
     """The body of ``POST /v1/embeddings``; unknown fields are passed to an upstream tier."""
 
     model_config = ConfigDict(extra="allow")

@@ -133,7 +133,21 @@ _STOP_SCHEMA: dict[str, Any] = {
 }
 
 
-class ChatCompletionRequest(BaseModel):
+class BoundedBody(BaseModel):
+    """A request body that nests lists and objects at most ``MAX_DEPTH`` levels deep, checked
+    before validation: every endpoint's body (chat, completions, responses, embeddings) passes
+    its unknown fields through to an upstream, so none may carry a structure that costs more
+    to walk than to send."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_deep(cls, data: Any) -> Any:
+        if _depth_exceeds(data, MAX_DEPTH):
+            raise ValueError(f"the request nests values more than {MAX_DEPTH} levels deep")
+        return data
+
+
+class ChatCompletionRequest(BoundedBody):
     model_config = ConfigDict(
         extra="allow",
         # Shown by /docs ("Try it out") and sent first by the fuzzer.
@@ -154,13 +168,6 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     joulegate: JoulegateOptions | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _not_too_deep(cls, data: Any) -> Any:
-        if _depth_exceeds(data, MAX_DEPTH):
-            raise ValueError(f"the request nests values more than {MAX_DEPTH} levels deep")
-        return data
 
     @field_validator("stop")
     @classmethod

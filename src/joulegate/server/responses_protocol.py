@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from joulegate.server.errors import APIError
-from joulegate.server.protocol import ChatCompletionRequest, JoulegateOptions
+from joulegate.server.protocol import BoundedBody, ChatCompletionRequest, JoulegateOptions
 
 __all__ = ["ResponseObject", "ResponsesRequest", "chat_request"]
 
@@ -24,7 +24,7 @@ _INCLUDE_LOGPROBS = "message.output_text.logprobs"
 _TEXT_PARTS = ("input_text", "output_text")
 
 
-class ResponsesRequest(BaseModel):
+class ResponsesRequest(BoundedBody):
     """The body of ``POST /v1/responses``. Unknown fields are passed to the chat request,
     and so to an upstream tier, as on the chat route."""
 
