@@ -181,6 +181,23 @@ def test_auto_reports_the_routers_decision_in_the_body(harness: Harness) -> None
     assert set(route["scores"]) == {"small/tiny", "remote/big"} and route["quality_target"] == 0.0
 
 
+def test_a_remote_tiers_known_context_bounds_max_tokens(harness: Harness) -> None:
+    """``context_length`` on an upstream tier: a max_tokens it cannot hold is a 400 naming
+    the parameter and the model when the client named it, and ``auto`` plans around it."""
+    harness.gw.tiers[1].settings.context_length = 4_096  # the embedded default n_ctx: 2,048
+
+    async def scenario() -> None:
+        with pytest.raises(APIError) as err:
+            await plan_request(harness.gw, request("remote/big", max_tokens=5_000))
+        assert err.value.status_code == 400 and err.value.param == "max_tokens"
+        assert "remote/big" in err.value.message and "4096" in err.value.message
+        plan = await plan_request(harness.gw, request("auto", max_tokens=3_000))
+        assert [t.name for t in plan.tiers] == ["remote"]  # only it holds 3,000 tokens
+        assert (await plan_request(harness.gw, request("remote/big", max_tokens=4_000))).tiers
+
+    harness.run(scenario)
+
+
 # -- answers, fallbacks and errors -----------------------------------------------------------
 
 

@@ -128,6 +128,12 @@ class TierSettings(BaseModel):
     # its key's budget needs a bound to reserve against (the embedded tier uses
     # [embedded] default_max_tokens).
     default_max_tokens: int = Field(default=256, ge=1)
+    # Upstream tiers: the model's context window in tokens, prompt and answer together
+    # (vLLM's max_model_len, llama.cpp's n_ctx, the provider's documented window). Known,
+    # a max_tokens it cannot hold is a 400 before anything is sent, and `auto` plans only
+    # tiers that can hold it; None: unknown, the upstream judges (the embedded tier uses
+    # [embedded] n_ctx).
+    context_length: int | None = Field(default=None, ge=1)
     extra_body: dict[str, Any] = Field(default_factory=dict)
     profile: TierProfile = Field(default_factory=TierProfile)
     # A reasoning model (DeepSeek-R1, deepseek-reasoner, o-series): it thinks in tokens

@@ -148,7 +148,7 @@ def context_tokens(gw: Gateway, tier: Tier) -> int | None:
     so the upstream judges)."""
     if tier.settings.kind == "embedded":
         return gw.settings.embedded.n_ctx
-    return None
+    return tier.settings.context_length
 
 
 def _within_token_limits(gw: Gateway, req: ChatCompletionRequest) -> Gateway:
