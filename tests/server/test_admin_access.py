@@ -111,11 +111,12 @@ def test_a_tampered_or_foreign_session_cookie_is_refused(locked: Locked) -> None
         assert login.status_code == 303
         value = http.cookies["joulegate_session"]
         assert locked.admin not in value  # the key itself is never in the cookie
-        key_id, expires, sig = value.split(".")
+        key_id, issued, expires, sig = value.split(".")
         for forged in (
-            f"{key_id}.{int(expires) + 86_400}.{sig}",  # a longer life
-            f"000000000000.{expires}.{sig}",  # another key
-            f"{key_id}.{expires}.{sig[:-2]}AA",
+            f"{key_id}.{issued}.{int(expires) + 86_400}.{sig}",  # a longer life
+            f"{key_id}.{int(issued) + 60_000}.{expires}.{sig}",  # born after a sign-out
+            f"000000000000.{issued}.{expires}.{sig}",  # another key
+            f"{key_id}.{issued}.{expires}.{sig[:-2]}AA",
         ):
             r = httpx.get(
                 locked.gw.base_url + "/dashboard/api/summary",
@@ -134,6 +135,26 @@ def test_revoking_the_admin_key_ends_its_sessions(locked: Locked) -> None:
         _cli(locked.gw, "keys", "revoke", "temp-admin")
         assert http.get("/dashboard/api/recent").status_code == 401
         assert http.get("/dashboard").status_code == 401
+
+
+def test_signing_out_ends_the_session_everywhere_not_only_in_this_browser(
+    locked: Locked,
+) -> None:
+    """A copy of the cookie (another tab, a stolen value) stops working once its owner signs
+    out; signing in again gives a new session that works."""
+    temp = _cli(locked.gw, "keys", "create", "--name", "signs-out", "--admin")
+    with httpx.Client(base_url=locked.gw.base_url, timeout=30) as http:
+        assert http.post("/dashboard/login", data={"key": temp}).status_code == 303
+        copy = {"joulegate_session": http.cookies["joulegate_session"]}
+        summary = locked.gw.base_url + "/dashboard/api/summary"
+        assert httpx.get(summary, cookies=copy, timeout=30).status_code == 200
+        assert http.post("/dashboard/logout").status_code == 303
+        assert "joulegate_session" not in http.cookies
+        assert httpx.get(summary, cookies=copy, timeout=30).status_code == 401
+        time.sleep(0.01)  # sessions are stamped to the millisecond
+        assert http.post("/dashboard/login", data={"key": temp}).status_code == 303
+        assert http.get("/dashboard/api/summary").status_code == 200
+        assert httpx.get(summary, cookies=copy, timeout=30).status_code == 401
 
 
 def test_sign_in_cookie_flags_and_sign_out_in_headless_chromium(locked: Locked) -> None:

@@ -9,17 +9,19 @@ from pathlib import Path
 import pytest
 
 from joulegate.server.ratelimit import estimate_tokens, openai_duration
-from joulegate.server.sessions import SECRET_FILE, SessionSigner
+from joulegate.server.sessions import SECRET_FILE, Session, SessionSigner
 
 
-def test_a_session_names_its_key_until_it_expires(tmp_path: Path) -> None:
+def test_a_session_names_its_key_and_issue_time_until_it_expires(tmp_path: Path) -> None:
     signer = SessionSigner(None, ttl_s=60, data_dir=tmp_path)
-    value = signer.issue("0123456789ab", now=1_000)
-    assert signer.verify(value, now=1_059) == "0123456789ab"
+    value = signer.issue("0123456789ab", now=1_000.25)
+    assert signer.verify(value, now=1_059) == Session("0123456789ab", 1_000_250)
     assert signer.verify(value, now=1_060) is None  # expired
-    key_id, expires, sig = value.split(".")
-    assert signer.verify(f"ffffffffffff.{expires}.{sig}", now=1_000) is None
-    assert signer.verify(f"{key_id}.{int(expires) + 3600}.{sig}", now=1_000) is None
+    key_id, issued, expires, sig = value.split(".")
+    assert signer.verify(f"ffffffffffff.{issued}.{expires}.{sig}", now=1_000) is None
+    assert signer.verify(f"{key_id}.{issued}.{int(expires) + 3600}.{sig}", now=1_000) is None
+    assert signer.verify(f"{key_id}.{int(issued) + 5000}.{expires}.{sig}", now=1_000) is None
+    assert signer.verify(f"{key_id}.{expires}.{sig}", now=1_000) is None  # the old format
     assert signer.verify("garbage", now=1_000) is None
     assert SessionSigner(b"another secret", ttl_s=60).verify(value, now=1_000) is None
 
@@ -39,7 +41,7 @@ def test_the_install_secret_is_made_once_private_and_shared_by_processes(
     assert mode == 0o600
     # A restart reads the same secret: sessions survive it.
     value = signers[0].issue("k", now=0)
-    assert SessionSigner(None, ttl_s=60, data_dir=tmp_path).verify(value, now=1) == "k"
+    assert SessionSigner(None, ttl_s=60, data_dir=tmp_path).verify(value, now=1) == Session("k", 0)
 
 
 def test_a_signer_needs_somewhere_to_keep_its_secret() -> None:

@@ -71,6 +71,7 @@ class KeyInfo:
     rpm: int | None = None  # requests per minute; None: the server's default
     tpm: int | None = None  # tokens per minute; None: the server's default
     learn: bool = True  # False: shadow sampling never learns from this key's traffic
+    sessions_after: datetime | None = None  # dashboard sessions issued before it are void
 
     @classmethod
     def from_row(cls, row: Any, now: datetime | None = None) -> KeyInfo:
@@ -295,6 +296,15 @@ class KeyStore:
     def release(self, reservation: Reservation) -> None:
         """Drop the hold without spending anything (the request failed before any work)."""
         holds.release(self.engine, reservation)
+
+    def end_sessions(self, key_id: str, at: datetime | None = None) -> None:
+        """Void every dashboard session of the key issued up to ``at`` (default: now)."""
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                api_keys.update()
+                .where(api_keys.c.key_id == key_id)
+                .values(sessions_after=at or datetime.now(UTC))
+            )
 
     def charge(self, key_id: str, energy_j: float, cost_usd: float, co2e_g: float) -> None:
         """Count spend that took no hold (a cache hit); never refused."""

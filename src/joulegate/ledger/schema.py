@@ -108,6 +108,8 @@ api_keys = sa.Table(
     sa.Column("tpm", sa.Integer(), nullable=True),
     # False: shadow sampling never learns from this key's traffic (keys create --no-learn).
     sa.Column("learn", sa.Boolean(), nullable=False, server_default=sa.true()),
+    # Dashboard sessions of this key issued before it are void (set by signing out).
+    sa.Column("sessions_after", sa.DateTime(timezone=True), nullable=True),
     # Names identify live keys; a revoked key's name may be reused.
     sa.Index(
         "ux_api_keys_live_name",

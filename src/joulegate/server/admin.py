@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -75,12 +76,14 @@ class AdminAccess:
 
     async def _session_key(self, request: Request) -> KeyInfo | None:
         value = request.cookies.get(COOKIE)
-        key_id = self.signer.verify(value) if value else None
-        if key_id is None:
+        session = self.signer.verify(value) if value else None
+        if session is None:
             return None
-        info = await asyncio.to_thread(self.keys.get, key_id)
+        info = await asyncio.to_thread(self.keys.get, session.key_id)
         if info is None or info.revoked or not info.is_admin:
             return None  # revoked, or no longer an admin, since signing in
+        if info.sessions_after is not None and session.issued_ms <= _unix_ms(info.sessions_after):
+            return None  # signed out since
         return info
 
     async def metrics_guard(self, request: Request) -> None:
@@ -122,6 +125,9 @@ class AdminAccess:
 
         @router.post("/logout")
         async def logout(request: Request) -> Response:
+            info = await self._session_key(request)
+            if info is not None:  # void this session everywhere, not just in this browser
+                await asyncio.to_thread(self.keys.end_sessions, info.key_id)
             response = RedirectResponse(self.prefix, status_code=303)
             response.delete_cookie(
                 COOKIE,
@@ -133,6 +139,11 @@ class AdminAccess:
             return response
 
         return router
+
+
+def _unix_ms(at: datetime) -> int:
+    """``at`` in Unix milliseconds; a naive time (SQLite keeps no zone) is UTC."""
+    return int((at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 async def _form_key(request: Request) -> str | None:

@@ -1,9 +1,10 @@
 """Signed, expiring dashboard sessions: what a browser holds after signing in with a key.
 
-The cookie carries ``<key_id>.<expiry>.<HMAC-SHA256>``, nothing secret: the key itself never
-leaves the login form. Sessions are stateless, so any replica sharing the secret accepts
-them; the key behind one is read again on every request, so revoking it (or taking its
-admin role away) ends its sessions at once.
+The cookie carries ``<key_id>.<issued ms>.<expiry s>.<HMAC-SHA256>``, nothing secret: the key
+itself never leaves the login form. Sessions are stateless, so any replica sharing the
+secret accepts them; the key behind one is read again on every request, so revoking it (or
+taking its admin role away) ends its sessions at once, and so does signing out: it sets the
+key's ``sessions_after``, which voids every session issued before it, copies included.
 
 The secret is ``[server] session_secret`` or, by default, 32 random bytes generated once into
 ``<data_dir>/session-secret`` (mode 0600): a restart keeps everyone signed in, a new install
@@ -19,12 +20,21 @@ import os
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["COOKIE", "SessionSigner"]
+__all__ = ["COOKIE", "Session", "SessionSigner"]
 
 COOKIE = "joulegate_session"
 SECRET_FILE = "session-secret"
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a valid session value says: whose it is, and when it was issued (Unix ms)."""
+
+    key_id: str
+    issued_ms: int
 
 
 class SessionSigner:
@@ -46,22 +56,22 @@ class SessionSigner:
         return self._secret
 
     def issue(self, key_id: str, now: float | None = None) -> str:
-        expires = int((time.time() if now is None else now) + self.ttl_s)
-        payload = f"{key_id}.{expires}"
+        at = time.time() if now is None else now
+        payload = f"{key_id}.{int(at * 1000)}.{int(at + self.ttl_s)}"
         return f"{payload}.{self._sign(payload)}"
 
-    def verify(self, value: str, now: float | None = None) -> str | None:
-        """The key id a valid, unexpired session value names; ``None`` otherwise."""
+    def verify(self, value: str, now: float | None = None) -> Session | None:
+        """The session a valid, unexpired value holds; ``None`` otherwise."""
         try:
-            key_id, expires, signature = value.split(".")
-            deadline = int(expires)
+            key_id, issued, expires, signature = value.split(".")
+            born, deadline = int(issued), int(expires)
         except ValueError:
             return None
-        if not hmac.compare_digest(signature, self._sign(f"{key_id}.{expires}")):
+        if not hmac.compare_digest(signature, self._sign(f"{key_id}.{issued}.{expires}")):
             return None
         if deadline <= (time.time() if now is None else now):
             return None
-        return key_id
+        return Session(key_id, born)
 
     def _sign(self, payload: str) -> str:
         mac = hmac.new(self.secret, payload.encode(), hashlib.sha256).digest()
