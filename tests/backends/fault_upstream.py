@@ -114,7 +114,9 @@ class FaultUpstream:
                 await _json(send, 200, {"status": "ok"})
         elif path == "/v1/models":
             ok = self.health != "fail" and self.mode not in ("500", "hang")
-            models = {"object": "list", "data": [{"id": "fault-model", "object": "model"}]}
+            # As vLLM writes its model card: the context window is max_model_len.
+            card = {"id": "fault-model", "object": "model", "max_model_len": 4096}
+            models = {"object": "list", "data": [card]}
             await _json(send, 200 if ok else 503, models)
         elif path == "/v1/chat/completions" and method == "POST":
             self.counters["requests"] += 1

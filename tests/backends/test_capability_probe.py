@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from joulegate.backends.capability_probe import probe_capabilities
+from joulegate.backends.capability_probe import probe_capabilities, probe_context_length
 from joulegate.backends.settings import TierSettings
 from joulegate.backends.tiers_cli import tiers
 
@@ -58,3 +58,36 @@ base_url = "{replay.url}"
     assert by_capability["reasoning"][2:4] == ["no", "yes"]  # declared no, probed yes
     assert "9 reasoning tokens" in by_capability["reasoning"][4]
     assert "reasoning = true" in result.stdout
+
+
+def test_the_context_window_is_read_from_the_model_card_where_the_server_states_it(
+    llama_server: str, tmp_path: Path
+) -> None:
+    """A vLLM-style card says ``max_model_len`` (the fault upstream writes one, as vLLM
+    does: vLLM itself needs a GPU); llama-cpp-python's card says nothing."""
+    import asyncio
+
+    from backends.upstreams import start_fault_server
+
+    fault = start_fault_server("ok")
+    try:
+        vllm_like = TierSettings(name="big", model="fault-model", base_url=fault.url)
+        assert asyncio.run(probe_context_length(vllm_like)) == (4096, "/v1/models max_model_len")
+        other = TierSettings(name="big", model="another", base_url=fault.url)
+        assert asyncio.run(probe_context_length(other))[0] is None
+        llama = TierSettings(name="llama", model=LLAMA_MODEL_ALIAS, base_url=llama_server)
+        assert asyncio.run(probe_context_length(llama)) == (None, "/v1/models does not state it")
+
+        config = tmp_path / "joulegate.toml"
+        config.write_text(
+            f'[[tiers]]\nname = "big"\nmodel = "fault-model"\nbase_url = "{fault.url}"\n'
+        )
+        app = typer.Typer()
+        app.command()(tiers)
+        result = CliRunner().invoke(app, ["--config", str(config), "--probe"])
+    finally:
+        fault.kill()
+    assert result.exit_code == 0, result.output
+    row = next(r.split("\t") for r in result.stdout.splitlines() if "\tcontext_length\t" in r)
+    assert row[2:4] == ["-", "4096"]
+    assert "tier big: set context_length = 4096 (/v1/models max_model_len)" in result.stdout

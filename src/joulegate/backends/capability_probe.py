@@ -25,7 +25,12 @@ import httpx
 
 from joulegate.backends.settings import CAPABILITIES, Capability, TierSettings
 
-__all__ = ["ProbeOutcome", "probe_capabilities"]
+__all__ = ["ProbeOutcome", "probe_capabilities", "probe_context_length"]
+
+# Where servers say a model's context window in its ``/v1/models`` card: vLLM
+# (``max_model_len``), OpenRouter and LM Studio (``context_length``), Groq
+# (``context_window``). OpenAI, Ollama and llama-cpp-python's server say nothing.
+CONTEXT_FIELDS = ("max_model_len", "context_length", "context_window")
 
 MAX_TOKENS = 24
 # JSON answers need room to close their braces: a cut-off object is not valid JSON.
@@ -220,6 +225,35 @@ def _probes(
         "completions": completions,
         "developer_role": lambda: chat(accepted, messages=developer, max_tokens=2),
     }
+
+
+async def probe_context_length(
+    tier: TierSettings, timeout_s: float = 30.0
+) -> tuple[int | None, str]:
+    """The model's context window as the server's ``/v1/models`` card states it (the
+    ``context_length`` a tier may declare), and where it was read; None: not stated."""
+    if tier.kind != "openai" or not tier.base_url:
+        raise ValueError(f"tier {tier.name!r} is not an upstream: nothing to probe")
+    base = tier.base_url.rstrip("/").removesuffix("/v1")
+    headers = {}
+    if tier.api_key_env and os.environ.get(tier.api_key_env):
+        headers["authorization"] = f"Bearer {os.environ[tier.api_key_env]}"
+    try:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout_s) as c:
+            resp = await c.get("/v1/models")
+        cards = resp.json().get("data") if resp.status_code < 400 else None
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        return None, f"/v1/models: no answer ({type(exc).__name__})"
+    if not isinstance(cards, list):
+        return None, f"/v1/models: HTTP {resp.status_code}, no model list"
+    card = next((c for c in cards if isinstance(c, dict) and c.get("id") == tier.model), None)
+    if card is None:
+        return None, f"/v1/models does not list {tier.model!r}"
+    for name in CONTEXT_FIELDS:
+        value = card.get(name)
+        if isinstance(value, int) and value > 0:
+            return value, f"/v1/models {name}"
+    return None, "/v1/models does not state it"
 
 
 def run(tier: TierSettings) -> list[ProbeOutcome]:

@@ -121,10 +121,11 @@ def _mark(value: bool | None) -> str:
 def print_capabilities(settings_tiers: Sequence[TierSettings], console: Console) -> None:
     """Probe each upstream's capabilities and show them beside what its config declares;
     then the ``[tiers.capabilities]`` lines that would make the config match."""
-    from joulegate.backends.capability_probe import run
+    from joulegate.backends.capability_probe import probe_context_length, run
 
     rows: list[list[str]] = []
     fixes: dict[str, list[str]] = {}
+    windows: list[str] = []
     for tier in settings_tiers:
         declared = tier.supported
         probed = {o.capability: o for o in run(tier)} if tier.kind == "openai" else {}
@@ -136,7 +137,22 @@ def print_capabilities(settings_tiers: Sequence[TierSettings], console: Console)
             rows.append([tier.name, name, _mark(said), _mark(got), detail])
             if got is not None and got != said:
                 fixes.setdefault(tier.name, []).append(f"{name} = {str(got).lower()}")
+        if tier.kind == "openai":
+            window, where = asyncio.run(probe_context_length(tier))
+            rows.append(
+                [
+                    tier.name,
+                    "context_length",
+                    str(tier.context_length or "-"),
+                    str(window or "?"),
+                    where,
+                ]
+            )
+            if window is not None and window != tier.context_length:
+                windows.append(f"tier {tier.name}: set context_length = {window} ({where})")
     print_table(_CAPABILITY_COLUMNS, rows, title="capabilities", console=console)
+    for line in windows:
+        console.print(line, highlight=False, soft_wrap=True)
     for tier_name, lines in fixes.items():
         console.print(
             f"tier {tier_name}: to match the probe, set in its \\[tiers.capabilities]: "
