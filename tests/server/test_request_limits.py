@@ -85,22 +85,21 @@ def test_too_many_messages_and_too_deep_nesting_are_400(limited: GatewayProcess)
     many = {**BODY, "messages": [{"role": "user", "content": "x"}] * 1025}
     err = _openai_error(_chat(limited, many), 400)
     assert err["param"] == "messages" and "1024" in str(err["message"])
-    deep: list[object] = []
-    node = deep
-    for _ in range(40):
+    err = _openai_error(_chat(limited, {**BODY, "metadata_blob": _nested(40)}), 400)
+    assert "levels deep" in str(err["message"])
+    # 32 levels are fine (and are passed through to the upstream).
+    assert _chat(limited, {**BODY, "metadata_blob": _nested(29)}).status_code == 200
+
+
+def _nested(levels: int) -> list[object]:
+    """Lists inside lists, ``levels`` deep."""
+    top: list[object] = []
+    node = top
+    for _ in range(levels):
         inner: list[object] = []
         node.append(inner)
         node = inner
-    err = _openai_error(_chat(limited, {**BODY, "metadata_blob": deep}), 400)
-    assert "levels deep" in str(err["message"])
-    # 32 levels are fine (and are passed through to the upstream).
-    ok: list[object] = []
-    node = ok
-    for _ in range(29):
-        inner = []
-        node.append(inner)
-        node = inner
-    assert _chat(limited, {**BODY, "metadata_blob": ok}).status_code == 200
+    return top
 
 
 @pytest.mark.parametrize(
@@ -114,13 +113,7 @@ def test_too_many_messages_and_too_deep_nesting_are_400(limited: GatewayProcess)
 def test_every_endpoint_refuses_too_deep_nesting_before_any_work(
     limited: GatewayProcess, path: str, body: dict[str, object]
 ) -> None:
-    deep: list[object] = []
-    node = deep
-    for _ in range(40):
-        inner: list[object] = []
-        node.append(inner)
-        node = inner
-    r = httpx.post(limited.base_url + path, json={**body, "metadata_blob": deep}, timeout=60)
+    r = httpx.post(limited.base_url + path, json={**body, "metadata_blob": _nested(40)}, timeout=60)
     assert "levels deep" in str(_openai_error(r, 400)["message"])
 
 

@@ -76,16 +76,21 @@ class _Verdict(Exception):
     """A check's "no", with the reason, raised from inside a parse."""
 
 
-async def probe_capabilities(tier: TierSettings, timeout_s: float = 60.0) -> list[ProbeOutcome]:
-    """Probe every capability of an ``openai`` tier, one after the other (a small server
-    answers one request at a time anyway, and concurrent probes would interrupt it)."""
+def _client(tier: TierSettings, timeout_s: float) -> httpx.AsyncClient:
+    """A client for an ``openai`` tier's server root, with its key when it has one."""
     if tier.kind != "openai" or not tier.base_url:
         raise ValueError(f"tier {tier.name!r} is not an upstream: nothing to probe")
     base = tier.base_url.rstrip("/").removesuffix("/v1")
     headers = {}
     if tier.api_key_env and os.environ.get(tier.api_key_env):
         headers["authorization"] = f"Bearer {os.environ[tier.api_key_env]}"
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout_s) as client:
+    return httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout_s)
+
+
+async def probe_capabilities(tier: TierSettings, timeout_s: float = 60.0) -> list[ProbeOutcome]:
+    """Probe every capability of an ``openai`` tier, one after the other (a small server
+    answers one request at a time anyway, and concurrent probes would interrupt it)."""
+    async with _client(tier, timeout_s) as client:
         probes = _probes(client, tier.model)
         out = []
         for name in CAPABILITIES:
@@ -232,15 +237,10 @@ async def probe_context_length(
 ) -> tuple[int | None, str]:
     """The model's context window as the server's ``/v1/models`` card states it (the
     ``context_length`` a tier may declare), and where it was read; None: not stated."""
-    if tier.kind != "openai" or not tier.base_url:
-        raise ValueError(f"tier {tier.name!r} is not an upstream: nothing to probe")
-    base = tier.base_url.rstrip("/").removesuffix("/v1")
-    headers = {}
-    if tier.api_key_env and os.environ.get(tier.api_key_env):
-        headers["authorization"] = f"Bearer {os.environ[tier.api_key_env]}"
+    client = _client(tier, timeout_s)  # not an upstream: ValueError, as for the others
     try:
-        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout_s) as c:
-            resp = await c.get("/v1/models")
+        async with client:
+            resp = await client.get("/v1/models")
         cards = resp.json().get("data") if resp.status_code < 400 else None
     except (httpx.HTTPError, ValueError, AttributeError) as exc:
         return None, f"/v1/models: no answer ({type(exc).__name__})"
