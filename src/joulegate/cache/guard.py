@@ -26,6 +26,7 @@ from functools import lru_cache
 _WORD = re.compile(r"n't|\w+(?:[.,]\d+)*", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[.!?:;])\s+|\n+")
 _SPLIT_NT = re.compile(r"(?i)n't\b")
+_DIGIT = re.compile(r"\d")
 
 
 def _split(text: str) -> list[str]:
@@ -132,6 +133,8 @@ class Signature:
 
 def _number(token: str) -> str | None:
     word = NUMBER_WORDS.get(token.lower())  # "three" and "3" are the same number
+    if word is None and not _DIGIT.search(token):
+        return None  # most words: no float() to try ("nan" and "inf" are words here)
     try:
         return repr(float((word or token).replace(",", "")))
     except ValueError:
@@ -155,7 +158,7 @@ def signature(text: str) -> Signature:
             num = _number(word)
             if num is not None:
                 numbers.append(num)
-            elif any(c.isdigit() for c in word) or (word.isupper() and len(word) > 1):
+            elif _DIGIT.search(word) or (word.isupper() and len(word) > 1):
                 names.add(lower)  # "GPT4", "v2", "NASA"
             elif word[0].isupper() and i > 0:
                 names.add(lower)  # a capital inside a sentence: a name
