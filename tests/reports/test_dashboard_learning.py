@@ -8,9 +8,7 @@ uvicorn started here over a real SQLite ledger.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +20,7 @@ from fastapi import FastAPI
 from joulegate.ledger import Ledger, LedgerRecord, OutcomeRecord, OutcomeStore
 from joulegate.ledger.outcomes import prompt_sha256
 from joulegate.reports.dashboard import ProjectionDefaults, dashboard_router
-
-CHROMIUM = "/usr/bin/chromium"
-REQUIRE = os.environ.get("JOULEGATE_REQUIRE_SERVICES") == "1"
+from reports.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _browser_or_skip, _Uvicorn
 
 
 def _row(i: int, tier: str, energy: float, baseline: float) -> LedgerRecord:
@@ -84,41 +80,11 @@ def _ledger(path: Path, judged: int) -> str:
     return url
 
 
-class _Uvicorn:
-    def __init__(self, app: FastAPI) -> None:
-        import uvicorn
-
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    why = None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        why = why or f"playwright is not installed ({exc})"
-    if why:
-        if REQUIRE:
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
+    sync_playwright = _browser_or_skip()
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
