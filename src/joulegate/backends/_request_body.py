@@ -45,7 +45,8 @@ def request_body(
             body[name] = value
     if params.stop:
         body["stop"] = list(params.stop)
-    if params.want_logprobs and "logprobs" in supported and not body.get("logprobs"):
+    _, for_gateway = reads_logprobs(params, supported)
+    if for_gateway and not body.get("logprobs"):
         # For the gateway (a cascade's confidence), not the client: the sampled tokens' own
         # log-probs, no alternatives (llama-cpp-python's server sends none without a
         # ``top_logprobs``; OpenAI and vLLM take 0).

@@ -297,13 +297,13 @@ class KeyStore:
         """Drop the hold without spending anything (the request failed before any work)."""
         holds.release(self.engine, reservation)
 
-    def end_sessions(self, key_id: str, at: datetime | None = None) -> None:
-        """Void every dashboard session of the key issued up to ``at`` (default: now)."""
+    def end_sessions(self, key_id: str) -> None:
+        """Void every dashboard session of the key issued until now (signing out)."""
         with write_transaction(self.engine) as conn:
             conn.execute(
                 api_keys.update()
                 .where(api_keys.c.key_id == key_id)
-                .values(sessions_after=at or datetime.now(UTC))
+                .values(sessions_after=datetime.now(UTC))
             )
 
     def charge(self, key_id: str, energy_j: float, cost_usd: float, co2e_g: float) -> None:

@@ -92,38 +92,46 @@ def settle(
     """Replace the hold by what the request actually cost (charged to the current period)."""
     if reservation.finished:
         raise RuntimeError(f"reservation {reservation.reservation_id} is already settled")
-    actual = {"j": energy_j, "usd": cost_usd, "co2e_g": co2e_g}
-    held = {"j": reservation.energy_j, "usd": reservation.cost_usd, "co2e_g": reservation.co2e_g}
-    now = datetime.now(UTC)
-    with write_transaction(engine) as conn:
-        row = _lock_key(conn, reservation.key_id)
-        if row is None:
-            raise UnknownKey(f"no key {reservation.key_id!r}")
-        values = _current(row, now)
-        gone = conn.execute(
-            reservations.delete().where(reservations.c.reservation_id == reservation.reservation_id)
-        ).rowcount
-        for d in DIMENSIONS:
-            reserved = getattr(row, f"reserved_{d}")
-            if gone:  # else it expired and was already released
-                reserved = max(0.0, reserved - held[d])
-            values[f"reserved_{d}"] = reserved
-            values[f"spent_{d}"] += max(0.0, actual[d])
-        conn.execute(
-            api_keys.update().where(api_keys.c.key_id == reservation.key_id).values(**values)
-        )
+    _spend(engine, reservation.key_id, (energy_j, cost_usd, co2e_g), reservation)
     reservation.finished = True
 
 
 def charge(engine: Engine, key_id: str, energy_j: float, cost_usd: float, co2e_g: float) -> None:
     """Add spend that took no hold: a cache hit, which costs microjoules and is served even
     to a key at its limit, is still counted, so the key's spend matches its ledger rows."""
-    actual = {"j": energy_j, "usd": cost_usd, "co2e_g": co2e_g}
+    _spend(engine, key_id, (energy_j, cost_usd, co2e_g), None)
+
+
+def _spend(
+    engine: Engine,
+    key_id: str,
+    amounts: tuple[float, float, float],
+    reservation: Reservation | None,
+) -> None:
+    """One transaction on the key's row: add ``amounts`` (J, USD, g CO2e) to the current
+    period's spend and, for a ``reservation``, drop its hold."""
+    actual = dict(zip(DIMENSIONS, amounts, strict=True))
     with write_transaction(engine) as conn:
         row = _lock_key(conn, key_id)
         if row is None:
             raise UnknownKey(f"no key {key_id!r}")
         values = _current(row, datetime.now(UTC))
+        if reservation is not None:
+            held = {
+                "j": reservation.energy_j,
+                "usd": reservation.cost_usd,
+                "co2e_g": reservation.co2e_g,
+            }
+            gone = conn.execute(
+                reservations.delete().where(
+                    reservations.c.reservation_id == reservation.reservation_id
+                )
+            ).rowcount
+            for d in DIMENSIONS:
+                reserved = getattr(row, f"reserved_{d}")
+                if gone:  # else it expired and was already released
+                    reserved = max(0.0, reserved - held[d])
+                values[f"reserved_{d}"] = reserved
         for d in DIMENSIONS:
             values[f"spent_{d}"] += max(0.0, actual[d])
         conn.execute(api_keys.update().where(api_keys.c.key_id == key_id).values(**values))
