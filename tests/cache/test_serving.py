@@ -272,6 +272,38 @@ def test_semantic_mode_never_crosses_a_different_history(tmp_path: Path) -> None
     assert _info(same_state)["route"]["cache"] == "semantic"
 
 
+@pytest.mark.parametrize("fresh_answer", ["same", "different"])
+def test_an_explored_hit_is_answered_by_the_model_and_teaches_the_entry(
+    tmp_path: Path, fresh_answer: str
+) -> None:
+    """vCache's exploration: a would-be hit goes to the model; when the fresh answer says
+    something else, that entry stops being served at that score."""
+    h = make_harness(tmp_path, mode="semantic", embedder="minilm", explore_rate=1.0)
+    cache = h.gw.cache
+    assert cache is not None
+    paraphrase = request("How can I reset my password?", joulegate={"no_store": True})
+
+    async def scenario() -> list[Any]:
+        await h.ask(request("How do I reset my password?"))
+        if fresh_answer == "different":
+            h.model.answer = "Rome is the capital."
+        explored = await h.ask(paraphrase)
+        cache.settings.explore_rate = 0.0
+        return [explored, await h.ask(paraphrase)]
+
+    explored, after = h.run(scenario)
+    assert _info(explored)["energy_source"] == "estimated:profile"
+    assert h.model.calls == (2 if fresh_answer == "same" else 3)
+    total = cache.stats()["total"]
+    assert total["explored"] == 1
+    if fresh_answer == "same":
+        assert total["explored_disagreed"] == 0
+        assert _info(after)["route"]["cache"] == "semantic"
+    else:
+        assert total["explored_disagreed"] == 1
+        assert _info(after)["energy_source"] == "estimated:profile"  # no longer a hit
+
+
 def test_a_store_that_is_down_never_fails_a_request(tmp_path: Path) -> None:
     h = make_harness(tmp_path, store="redis", redis_url="redis://127.0.0.1:1/0")  # nothing there
 
