@@ -117,11 +117,7 @@ def _spend(
             raise UnknownKey(f"no key {key_id!r}")
         values = _current(row, datetime.now(UTC))
         if reservation is not None:
-            held = {
-                "j": reservation.energy_j,
-                "usd": reservation.cost_usd,
-                "co2e_g": reservation.co2e_g,
-            }
+            held = {d: getattr(reservation, AMOUNT_OF[d]) for d in DIMENSIONS}
             gone = conn.execute(
                 reservations.delete().where(
                     reservations.c.reservation_id == reservation.reservation_id
